@@ -1,0 +1,1 @@
+"""Database readers, QA generation, visual inputs and synthetic databases for ME-VQA."""

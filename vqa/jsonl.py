@@ -1,0 +1,72 @@
+"""Reading and atomically writing jsonl files and other outputs."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from vqa.errors import UserError
+
+
+def read_jsonl(path: str | Path, *, allow_empty: bool = False) -> list[dict]:
+    """Read a jsonl file; a missing file or a bad line is a :class:`UserError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError("file not found", file=path, fix="check the path")
+    rows = []
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise UserError(
+                    f"not valid JSON ({e.msg})", file=path, row=lineno, fix="one JSON object per line"
+                ) from None
+            if not isinstance(row, dict):
+                raise UserError("not a JSON object", file=path, row=lineno, fix="one JSON object per line")
+            rows.append(row)
+    if not rows and not allow_empty:
+        raise UserError("file is empty", file=path, fix="give a jsonl file with at least one row")
+    return rows
+
+
+def dumps(row: dict) -> str:
+    """One jsonl line (no trailing newline), non-ASCII kept readable."""
+    return json.dumps(row, ensure_ascii=False)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; it replaces ``path`` only if the block succeeds."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise UserError("output folder does not exist", file=path.parent, fix="create it first")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise UserError(f"cannot write here ({e.strerror})", file=path.parent, fix="choose a writable folder") from None
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
+    """Write rows atomically: the file appears complete or not at all."""
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(dumps(row) + "\n")

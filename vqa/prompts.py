@@ -1,0 +1,102 @@
+"""Prompts: official phrasings, question types and the chat messages the model sees.
+
+All text lives in ``prompts/*.yaml`` (shipped as ``vqa.prompt_files``); this module only
+loads it and assembles Qwen2.5-VL chat messages. Training and inference both call
+:func:`build_messages`, so they render identical prompts.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from vqa.errors import UserError
+
+PROMPT_STYLES = ("plain", "guided")
+
+
+@functools.cache
+def load_yaml(name: str) -> dict:
+    """One of the shipped prompt files, by stem (``questions`` or ``inference``)."""
+    text = resources.files("vqa.prompt_files").joinpath(f"{name}.yaml").read_text("utf-8")
+    return yaml.safe_load(text)
+
+
+def official() -> dict:
+    """The organisers' question and answer phrasings."""
+    return load_yaml("questions")
+
+
+@functools.cache
+def _type_patterns() -> tuple[tuple[str, re.Pattern], ...]:
+    types = official()["question_types"]
+    return tuple((name, re.compile(rx, re.IGNORECASE)) for name, rx in types.items())
+
+
+def question_type(question: str) -> str:
+    """coarse, fine, au, left_right, yes_no, combined, or other."""
+    for name, pattern in _type_patterns():
+        if pattern.search(question):
+            return name
+    return "other"
+
+
+def _per_type(table: dict, qtype: str):
+    return table.get(qtype, table["default"])
+
+
+def prompt_text(row: dict, style: str) -> str:
+    """The text part of the user turn for one QA row."""
+    if style not in PROMPT_STYLES:
+        raise UserError(f"unknown prompt style {style!r}", fix=f"use one of {', '.join(PROMPT_STYLES)}")
+    config = load_yaml("inference")
+    question = row["question"]
+    text = _per_type(config["styles"][style], question_type(question)).format(question=question)
+    if style == "guided" and row.get("flow_legend"):
+        text = config["flow_legend"].format(legend=row["flow_legend"]) + " " + text
+    return text
+
+
+def max_new_tokens(question: str) -> int:
+    return _per_type(load_yaml("inference")["max_new_tokens"], question_type(question))
+
+
+def resolve_visual(base_dir: Path, relative: str, *, file: Path | str | None = None, row=None) -> Path:
+    """Absolute path of a visual input listed in inputs.jsonl; refuses paths leaving its folder."""
+    base = Path(base_dir).resolve()
+    path = (base / relative).resolve()
+    if Path(relative).is_absolute() or not path.is_relative_to(base):
+        raise UserError(
+            f"visual path {relative!r} points outside {base}",
+            file=file,
+            row=row,
+            fix="inputs.jsonl paths must be relative to its own folder; rebuild with build-inputs",
+        )
+    return path
+
+
+def visual_content(row: dict, base_dir: Path, *, file=None, lineno=None) -> list[dict]:
+    """Qwen2.5-VL content items for a row's ``images`` and ``video`` (paths relative to base_dir)."""
+    items = []
+    for rel in row.get("images") or []:
+        items.append({"type": "image", "image": str(resolve_visual(base_dir, rel, file=file, row=lineno))})
+    if row.get("video"):
+        frames = [str(resolve_visual(base_dir, rel, file=file, row=lineno)) for rel in row["video"]]
+        items.append({"type": "video", "video": frames})
+    return items
+
+
+def build_messages(
+    row: dict, base_dir: Path, style: str = "plain", *, with_answer: bool = False, file=None, lineno=None
+) -> list[dict]:
+    """Chat messages for one QA row: visuals then text in the user turn, answer if asked."""
+    content = visual_content(row, base_dir, file=file, lineno=lineno)
+    content.append({"type": "text", "text": prompt_text(row, style)})
+    messages = [{"role": "user", "content": content}]
+    if with_answer:
+        messages.append({"role": "assistant", "content": [{"type": "text", "text": row["answer"]}]})
+    return messages
