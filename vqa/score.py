@@ -1,0 +1,477 @@
+"""``me-vqa score``: score answer files the way the ME-VQA challenge does.
+
+Answers are parsed into labels (:mod:`vqa.parse`), then scored with the MEGC2025 paper's
+definitions: UF1 and UAR over the ground-truth classes for coarse and fine emotion,
+BLEU-4 (sacrebleu, lower-cased) and ROUGE-1 recall (rouge-score) over all answers, and
+action-unit metrics, each overall, per database and per question type. ``--label-set``,
+``--bleu`` and ``--rouge`` switch to the other published ways of computing them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from vqa.cli import command_parser
+from vqa.errors import UserError
+from vqa.jsonl import read_jsonl, write_text_atomic
+from vqa.parse import (
+    parse_aus,
+    parse_coarse,
+    parse_combined,
+    parse_fine,
+    parse_left_right,
+    parse_yes_no,
+)
+from vqa.prompts import question_type
+from vqa.taxonomy import AU_NUMBERS
+
+DATASET_PREFIXES = ("samm", "casme3", "casme2", "smic")
+UNPARSED = "unparsed"
+LEVELS = ("coarse", "fine")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Which published variant of each metric to compute (defaults: the MEGC2025 paper)."""
+
+    label_set: str = "gt"  # gt | gt+pred
+    bleu: str = "corpus"  # corpus | sentence
+    rouge: str = "recall"  # recall | f1
+    include_combined: bool = False
+
+
+@dataclass
+class Item:
+    """One ground-truth question with its prediction ("" and missing=True when none)."""
+
+    id: str
+    dataset: str
+    qtype: str
+    truth: str
+    answer: str
+    missing: bool
+    # task -> (true label, predicted label or None); task in coarse, fine, yes_no, left_right
+    labels: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    aus: tuple[frozenset[str], frozenset[str]] | None = None
+    bleu_stats: list[int] = field(default_factory=list)  # sacrebleu's n-gram statistics
+    bleu: float = 0.0  # sentence BLEU, filled only with --bleu sentence
+    rouge: float = 0.0
+
+
+# ---------------------------------------------------------------- reading and matching
+
+
+def row_id(row: dict, file: Path | str, lineno: int) -> str:
+    """A row's ``id`` (training schema) or ``video_id`` (test schema)."""
+    key = row.get("id", row.get("video_id"))
+    if not isinstance(key, str) or not key:
+        raise UserError(
+            "row has no 'id' or 'video_id'", file=file, row=lineno, fix="every row needs one"
+        )
+    return key
+
+
+Source = tuple[dict, "Path | str", int]  # row, its file (or a name for in-memory rows), row number
+
+
+def index_rows(rows: Iterable[Source]) -> dict[str, Source]:
+    """Rows by id; a duplicate id or a row without a text answer is a :class:`UserError`."""
+    indexed: dict[str, Source] = {}
+    for row, file, lineno in rows:
+        key = row_id(row, file, lineno)
+        if key in indexed:
+            _, first, first_row = indexed[key]
+            raise UserError(
+                f"duplicate id {key!r} (first at {first}:{first_row})",
+                file=file,
+                row=lineno,
+                fix="each id may appear once across the files given",
+            )
+        if not isinstance(row.get("answer"), str):
+            raise UserError(
+                "'answer' is missing or not text", file=file, row=lineno, fix='use "answer": "..."'
+            )
+        indexed[key] = (row, file, lineno)
+    return indexed
+
+
+def load_rows(paths: Iterable[Path]) -> dict[str, Source]:
+    """Rows of several jsonl files by id, each with its file and row number."""
+    return index_rows(
+        (row, path, lineno) for path in paths for lineno, row in enumerate(read_jsonl(path), 1)
+    )
+
+
+def in_memory(rows: list[dict], name: str) -> dict[str, Source]:
+    """Rows already loaded, by id; ``name`` stands for their file in error messages."""
+    return index_rows((row, name, lineno) for lineno, row in enumerate(rows, 1))
+
+
+def dataset_of(row: dict, key: str) -> str:
+    """Database of a row: its ``dataset`` field, else the prefix of its id."""
+    if row.get("dataset"):
+        return str(row["dataset"]).lower()
+    return next((p for p in DATASET_PREFIXES if key.lower().startswith(p + "_")), "unknown")
+
+
+TASK_NAMES = {
+    "coarse": "coarse class",
+    "fine": "fine class",
+    "yes_no": "yes/no",
+    "left_right": "side",
+}
+
+
+SINGLE_LABEL_PARSERS = {
+    "coarse": parse_coarse,
+    "fine": parse_fine,
+    "yes_no": parse_yes_no,
+    "left_right": parse_left_right,
+}
+
+
+def _required(label, what: str, text: str, file: Path, lineno: int):
+    """A label parsed from a ground-truth answer; none is a :class:`UserError`."""
+    if not label:
+        raise UserError(
+            f"ground-truth answer {text!r} names no {what}",
+            file=file,
+            row=lineno,
+            fix="ground truth must use the organisers' labels",
+        )
+    return label
+
+
+def attach_labels(item: Item, include_combined: bool, file: Path, lineno: int) -> None:
+    """Parse the truth and the answer of an item into the labels its question type scores."""
+    if item.qtype in SINGLE_LABEL_PARSERS:
+        parse = SINGLE_LABEL_PARSERS[item.qtype]
+        item.labels[item.qtype] = (
+            _required(parse(item.truth), TASK_NAMES[item.qtype], item.truth, file, lineno),
+            parse(item.answer),
+        )
+    elif item.qtype == "au":
+        truth = _required(parse_aus(item.truth), "action unit", item.truth, file, lineno)
+        item.aus = (frozenset(truth), frozenset(parse_aus(item.answer)))
+    elif item.qtype == "combined" and include_combined:
+        true_aus, true_fine, true_coarse = parse_combined(item.truth)
+        pred_aus, pred_fine, pred_coarse = parse_combined(item.answer)
+        item.labels["fine"] = (
+            _required(true_fine, "fine class", item.truth, file, lineno),
+            pred_fine,
+        )
+        item.labels["coarse"] = (
+            _required(true_coarse, "coarse class", item.truth, file, lineno),
+            pred_coarse,
+        )
+        item.aus = (
+            frozenset(_required(true_aus, "action unit", item.truth, file, lineno)),
+            frozenset(pred_aus),
+        )
+
+
+def match(preds: dict[str, Source], truth: dict[str, Source], settings: Settings):
+    """Items for every ground-truth row, plus the missing and extra ids."""
+    for row, path, lineno in truth.values():
+        if not isinstance(row.get("question"), str):
+            raise UserError(
+                "row has no 'question'", file=path, row=lineno, fix="check the --gt file"
+            )
+        if not row["answer"].strip():
+            raise UserError(
+                "ground truth has no answer",
+                file=path,
+                row=lineno,
+                fix="--gt needs answered rows; a test file to answer cannot be ground truth",
+            )
+    if not truth.keys() & preds.keys():
+        raise UserError(
+            "no prediction id matches a ground-truth id",
+            file=next(iter(preds.values()))[1] if preds else None,
+            fix="rows are matched by 'id' or 'video_id'; check that --pred answers --gt",
+        )
+    items = []
+    # no progress bar here: parsing is cached and fast, and a bad row must print one clean line
+    for key, (row, path, lineno) in truth.items():
+        pred = preds.get(key)
+        item = Item(
+            id=key,
+            dataset=dataset_of(row, key),
+            qtype=question_type(row["question"]),
+            truth=row["answer"],
+            answer=pred[0]["answer"] if pred else "",
+            missing=pred is None,
+        )
+        attach_labels(item, settings.include_combined, path, lineno)
+        items.append(item)
+    missing = [it.id for it in items if it.missing]
+    extra = [key for key in preds if key not in truth]
+    return items, missing, extra
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def class_scores(pairs: list[tuple[str, str | None]], label_set: str) -> dict[str, float | None]:
+    """UF1 and UAR of (true, predicted) labels; None as prediction is a miss for no class.
+
+    Classes are those in the ground truth (``gt``) or also those predicted (``gt+pred``);
+    a class nobody truly has gets recall 0, as scikit-learn's ``zero_division=0`` does.
+    """
+    tp, fp, support = Counter(), Counter(), Counter()
+    for true, pred in pairs:
+        support[true] += 1
+        if pred == true:
+            tp[true] += 1
+        elif pred is not None:
+            fp[pred] += 1
+    classes = set(support) | (set(fp) if label_set == "gt+pred" else set())
+    f1 = [2 * tp[c] / (tp[c] + support[c] + fp[c]) for c in classes]
+    recall = [tp[c] / support[c] if support[c] else 0.0 for c in classes]
+    return {"uf1": _mean(f1), "uar": _mean(recall)}
+
+
+def emotion_metrics(items: list[Item], level: str, label_set: str) -> dict:
+    scored = [it for it in items if level in it.labels]
+    pairs = [it.labels[level] for it in scored]
+    unparsed = sum(1 for it in scored if not it.missing and it.labels[level][1] is None)
+    return {**class_scores(pairs, label_set), "n": len(pairs), "unparsed": unparsed}
+
+
+def text_metrics(items: list[Item], settings: Settings) -> tuple[float | None, float | None]:
+    """(BLEU, ROUGE-1) of the answers against the ground truth, both on a 0-1 scale."""
+    if not items:
+        return None, None
+    if settings.bleu == "corpus":
+        # corpus BLEU sums the segments' n-gram statistics, exactly as corpus_score does
+        bleu = _bleu(settings)._aggregate_and_compute([it.bleu_stats for it in items]).score / 100
+    else:
+        bleu = _mean([it.bleu for it in items])
+    return bleu, _mean([it.rouge for it in items])
+
+
+def _bleu(settings: Settings):
+    """sacrebleu's BLEU-4, lower-cased (sentence BLEU with effective order, like sentence_bleu)."""
+    from sacrebleu.metrics import BLEU
+
+    return BLEU(lowercase=True, effective_order=settings.bleu == "sentence")
+
+
+def set_f1(true: frozenset[str], pred: frozenset[str]) -> float:
+    """F1 of one answer's AU set against the true set."""
+    total = len(true) + len(pred)
+    return 2 * len(true & pred) / total if total else 1.0
+
+
+def per_au_f1(
+    pairs: list[tuple[frozenset[str], frozenset[str]]], label_set: str
+) -> dict[str, float]:
+    """F1 of each action unit over answers (the DFME way), by FACS number."""
+    tp, fp, fn = Counter(), Counter(), Counter()
+    for true, pred in pairs:
+        tp.update(true & pred)
+        fp.update(pred - true)
+        fn.update(true - pred)
+    names = set(tp) | set(fn) | (set(fp) if label_set == "gt+pred" else set())
+    return {n: 2 * tp[n] / (2 * tp[n] + fp[n] + fn[n]) for n in sorted(names, key=AU_NUMBERS.get)}
+
+
+def _accuracy(pairs: list[tuple[str, str | None]]) -> float | None:
+    return _mean([float(true == pred) for true, pred in pairs])
+
+
+def au_metrics(items: list[Item], label_set: str) -> dict:
+    yes_no = [it.labels["yes_no"] for it in items if "yes_no" in it.labels]
+    left_right = [it.labels["left_right"] for it in items if "left_right" in it.labels]
+    sets = [it.aus for it in items if it.aus is not None]
+    return {
+        "yes_no_acc": _accuracy(yes_no),
+        "yes_no_f1": class_scores(yes_no, label_set)["uf1"],
+        "left_right_acc": _accuracy(left_right),
+        "set_f1": _mean([set_f1(true, pred) for true, pred in sets]),
+        "per_au_f1": per_au_f1(sets, label_set) if sets else None,
+    }
+
+
+def subset_metrics(items: list[Item], settings: Settings) -> dict:
+    """The metrics.json block for one subset of answers (overall or one database)."""
+    bleu, rouge = text_metrics(items, settings)
+    return {
+        **{level: emotion_metrics(items, level, settings.label_set) for level in LEVELS},
+        "bleu": bleu,
+        "rouge1": rouge,
+        "n_answers": len(items),
+        "au": au_metrics(items, settings.label_set),
+    }
+
+
+def _groups(items: list[Item], key: Callable[[Item], str]) -> dict[str, list[Item]]:
+    groups: dict[str, list[Item]] = {}
+    for it in items:
+        groups.setdefault(key(it), []).append(it)
+    return dict(sorted(groups.items()))
+
+
+def attach_sentence_scores(items: list[Item], settings: Settings) -> None:
+    """Per-answer BLEU statistics and ROUGE-1, computed once per distinct (truth, answer) pair
+    and then summed or averaged per subset."""
+    from rouge_score.rouge_scorer import RougeScorer
+
+    pairs = list(dict.fromkeys((it.truth, it.answer) for it in items))
+    bleu = _bleu(settings)
+    stats = bleu._extract_corpus_statistics([a for _, a in pairs], [[t for t, _ in pairs]])
+    scorer = RougeScorer(["rouge1"])
+    scores = {}
+    for (truth, answer), segment in zip(
+        tqdm(pairs, desc="text metrics", leave=False), stats, strict=True
+    ):
+        sentence = (
+            bleu._compute_score_from_stats(segment).score / 100
+            if settings.bleu == "sentence"
+            else 0.0
+        )
+        rouge = scorer.score(truth, answer)["rouge1"]
+        scores[truth, answer] = (
+            segment,
+            sentence,
+            rouge.recall if settings.rouge == "recall" else rouge.fmeasure,
+        )
+    for it in items:
+        it.bleu_stats, it.bleu, it.rouge = scores[it.truth, it.answer]
+
+
+def score_items(
+    items: list[Item], settings: Settings, missing: list[str], extra: list[str]
+) -> dict:
+    """The whole metrics.json document."""
+    attach_sentence_scores(items, settings)
+    by_type = {}
+    for qtype, group in _groups(items, lambda it: it.qtype).items():
+        bleu, rouge = text_metrics(group, settings)
+        by_type[qtype] = {"bleu": bleu, "rouge1": rouge, "n": len(group)}
+    return {
+        "overall": subset_metrics(items, settings),
+        "by_dataset": {
+            name: subset_metrics(group, settings)
+            for name, group in _groups(items, lambda it: it.dataset).items()
+        },
+        "by_question_type": by_type,
+        "settings": asdict(settings),
+        "missing": missing,
+        "extra": extra,
+    }
+
+
+def score_files(pred: list[Path], gt: list[Path], settings: Settings) -> tuple[dict, list[Item]]:
+    """Score prediction files against ground-truth files: (metrics, items)."""
+    items, missing, extra = match(load_rows(pred), load_rows(gt), settings)
+    return score_items(items, settings, missing, extra), items
+
+
+def score_rows(
+    predictions: list[dict], truth: list[dict], settings: Settings | None = None
+) -> dict:
+    """metrics.json document for rows already in memory (qa rows with answers)."""
+    settings = settings or Settings()
+    items, missing, extra = match(
+        in_memory(predictions, "<predictions>"), in_memory(truth, "<ground truth>"), settings
+    )
+    return score_items(items, settings, missing, extra)
+
+
+# ---------------------------------------------------------------- command line
+
+
+def build_parser():
+    parser = command_parser("score")
+    parser.add_argument("--pred", nargs="+", type=Path, metavar="P.jsonl", help="answer files")
+    parser.add_argument("--gt", nargs="+", type=Path, metavar="G.jsonl", help="ground-truth files")
+    parser.add_argument(
+        "--out", type=Path, help="write metrics.json, report.md and confusion PNGs here"
+    )
+    parser.add_argument(
+        "--label-set",
+        choices=("gt", "gt+pred"),
+        default="gt",
+        help="classes averaged in UF1/UAR: ground truth only, or also predicted labels",
+    )
+    parser.add_argument(
+        "--bleu", choices=("corpus", "sentence"), default="corpus", help="BLEU-4 variant"
+    )
+    parser.add_argument(
+        "--rouge", choices=("recall", "f1"), default="recall", help="ROUGE-1 variant"
+    )
+    parser.add_argument(
+        "--include-combined",
+        action="store_true",
+        help="also score the classes and AUs named in answers to the combined question",
+    )
+    parser.add_argument(
+        "--compare",
+        nargs="+",
+        type=Path,
+        metavar="DIR",
+        help="print one table of earlier --out folders",
+    )
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    from vqa import report
+
+    args = build_parser().parse_args(argv)
+    if args.compare:
+        if args.pred or args.gt:
+            raise UserError(
+                "--compare cannot be combined with --pred/--gt", fix="run them separately"
+            )
+        print(report.compare_table(args.compare))
+        return 0
+    if not args.pred or not args.gt:
+        raise UserError("--pred and --gt are required", fix="or use --compare DIR ...")
+    settings = Settings(args.label_set, args.bleu, args.rouge, args.include_combined)
+    metrics, items = score_files(args.pred, args.gt, settings)
+    print(report.summary(metrics))
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(args.out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+        report.write_report(args.out, metrics, confusion_pairs(items), unparsed_answers(items))
+        print(f"wrote {args.out / 'metrics.json'} and {args.out / 'report.md'}")
+    return 0
+
+
+def confusion_pairs(items: list[Item]) -> dict[str, list[tuple[str, str]]]:
+    """(true, predicted-or-unparsed) labels per emotion level, for the confusion matrices."""
+    return {
+        level: [
+            (it.labels[level][0], it.labels[level][1] or UNPARSED)
+            for it in items
+            if level in it.labels
+        ]
+        for level in LEVELS
+    }
+
+
+def unparsed_answers(items: list[Item]) -> list[dict]:
+    """Answers given but parsed to no label, for the report."""
+    rows = []
+    for it in items:
+        if it.missing:
+            continue
+        tasks = [task for task, (_, pred) in it.labels.items() if pred is None]
+        if it.aus is not None and not it.aus[1]:
+            tasks.append("aus")
+        rows += [
+            {"id": it.id, "question_type": it.qtype, "label": t, "answer": it.answer} for t in tasks
+        ]
+    return rows
