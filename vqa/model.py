@@ -1,0 +1,238 @@
+"""Loading Qwen2.5-VL and its processor, encoding chat batches and batched greedy generation.
+
+Inference and fine-tuning both go through this module, so the two see identical inputs:
+the chat template renders the text, qwen-vl-utils loads and resizes the pictures with the
+processor's own pixel limits, and the processor expands the vision placeholders.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from vqa.errors import UserError
+
+if TYPE_CHECKING:  # torch loads only when a model is used, so `--help` stays instant
+    import torch
+
+DEFAULT_MODEL = "Qwen/Qwen2.5-VL-3B-Instruct"
+_OFFLINE_FIX = (
+    "pass a local folder saved with save_pretrained, download the model while online, "
+    "or build the tiny offline model with `me-vqa tiny-model --out DIR`"
+)
+
+
+def pick_dtype() -> torch.dtype:
+    """bfloat16 on a CUDA GPU that supports it, float32 otherwise."""
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def pick_attention() -> str:
+    """FlashAttention-2 when the package imports and CUDA is there, PyTorch SDPA otherwise."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return "sdpa"
+    try:
+        import flash_attn  # noqa: F401
+    except Exception:  # ImportError, or a wheel built against another torch/CUDA
+        return "sdpa"
+    return "flash_attention_2"
+
+
+def _load_error(name_or_dir: str | Path, err: Exception) -> UserError:
+    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    if Path(name_or_dir).exists():
+        return UserError(
+            f"cannot load a Qwen2.5-VL model or processor from {name_or_dir}: {reason}",
+            fix="point to a folder written by save_pretrained (config.json, *.safetensors, "
+            "processor files)",
+        )
+    return UserError(
+        f"{str(name_or_dir)!r} is not a local folder and could not be loaded from the "
+        f"Hugging Face hub or its cache: {reason}",
+        fix=_OFFLINE_FIX,
+    )
+
+
+def load_model(
+    name_or_dir: str | Path,
+    *,
+    dtype: torch.dtype | None = None,
+    attn_implementation: str | None = None,
+    device_map: str | dict | None = None,
+):
+    """A ``Qwen2_5_VLForConditionalGeneration`` from a hub id or a local folder (safetensors only).
+
+    Without ``device_map`` the model goes to CUDA when available; with one, accelerate places it.
+    """
+    import torch
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    try:
+        model = Qwen2_5_VLForConditionalGeneration.from_pretrained(
+            str(name_or_dir),
+            dtype=dtype or pick_dtype(),
+            attn_implementation=attn_implementation or pick_attention(),
+            device_map=device_map,
+            use_safetensors=True,
+            trust_remote_code=False,
+        )
+    except (OSError, ValueError) as err:
+        raise _load_error(name_or_dir, err) from err
+    if device_map is None and torch.cuda.is_available():
+        model = model.to("cuda")
+    return model
+
+
+def _set_pixel_limits(vision_processor, min_pixels: int | None, max_pixels: int | None) -> None:
+    """Set the limits both as attributes and in ``size`` (either alone is silently ignored)."""
+    size = dict(vision_processor.size)
+    if min_pixels is not None:
+        vision_processor.min_pixels = size["shortest_edge"] = min_pixels
+    if max_pixels is not None:
+        vision_processor.max_pixels = size["longest_edge"] = max_pixels
+    vision_processor.size = type(vision_processor.size)(**size)
+
+
+def load_processor(
+    name_or_dir: str | Path,
+    *,
+    min_pixels: int | None = None,
+    max_pixels: int | None = None,
+    padding_side: str = "right",
+):
+    """The model's ``Qwen2_5_VLProcessor``, with pixel limits applied to images and videos."""
+    from transformers import AutoProcessor
+
+    if min_pixels is not None and max_pixels is not None and min_pixels > max_pixels:
+        raise UserError(
+            f"min_pixels {min_pixels} is larger than max_pixels {max_pixels}",
+            fix="give a min_pixels no larger than max_pixels",
+        )
+    try:
+        processor = AutoProcessor.from_pretrained(str(name_or_dir), trust_remote_code=False)
+    except (OSError, ValueError) as err:
+        raise _load_error(name_or_dir, err) from err
+    for vision_processor in (processor.image_processor, processor.video_processor):
+        _set_pixel_limits(vision_processor, min_pixels, max_pixels)
+    if getattr(processor.video_processor, "cap_pixels_per_frame", False) is None:
+        processor.video_processor.cap_pixels_per_frame = True  # bound videos as qwen-vl-utils does
+    processor.tokenizer.padding_side = padding_side
+    return processor
+
+
+def _with_pixel_limits(conversation: list[dict], processor) -> list[dict]:
+    """A copy of the conversation whose image/video items carry the processor's pixel limits,
+    so qwen-vl-utils resizes exactly as the processor would (item-level values win)."""
+    limits = {
+        "image": processor.image_processor.size,
+        "video": processor.video_processor.size,
+    }
+    conversation = copy.deepcopy(conversation)
+    for message in conversation:
+        if not isinstance(message["content"], list):
+            continue
+        for item in message["content"]:
+            kind = "video" if "video" in item else "image" if "image" in item else None
+            if kind:
+                item.setdefault("min_pixels", limits[kind]["shortest_edge"])
+                item.setdefault("max_pixels", limits[kind]["longest_edge"])
+    return conversation
+
+
+def encode(processor, conversations: list[list[dict]], *, add_generation_prompt: bool):
+    """Model inputs (``BatchFeature``) for a batch of chat conversations.
+
+    Images are file paths, videos lists of frame paths; padding follows the tokenizer's
+    ``padding_side`` (right for training, left for generation).
+    """
+    from qwen_vl_utils import process_vision_info
+
+    texts = [
+        processor.apply_chat_template(
+            conversation, tokenize=False, add_generation_prompt=add_generation_prompt
+        )
+        for conversation in conversations
+    ]
+    with_limits = [_with_pixel_limits(c, processor) for c in conversations]
+    images, videos, video_kwargs = process_vision_info(
+        with_limits,
+        return_video_kwargs=True,
+        return_video_metadata=True,
+        image_patch_size=processor.image_processor.patch_size,
+    )
+    if videos:
+        videos, metadata = map(list, zip(*videos, strict=True))
+        video_kwargs.update(video_metadata=metadata, do_sample_frames=False)
+    else:
+        video_kwargs = {}
+    return processor(
+        text=texts, images=images, videos=videos, padding=True, return_tensors="pt", **video_kwargs
+    )
+
+
+def _budgets(max_new_tokens: int | Sequence[int], count: int) -> list[int]:
+    if isinstance(max_new_tokens, int):
+        return [max_new_tokens] * count
+    if len(max_new_tokens) != count:
+        raise ValueError(f"{len(max_new_tokens)} max_new_tokens for {count} conversations")
+    return list(max_new_tokens)
+
+
+def generate(
+    model,
+    processor,
+    conversations: list[list[dict]],
+    *,
+    max_new_tokens: int | Sequence[int],
+    batch_size: int = 8,
+    progress: bool = True,
+) -> list[str]:
+    """Greedy answers, one per conversation, in order (batched with left padding).
+
+    ``max_new_tokens`` is one budget or one per conversation; each answer is cut to its own
+    budget, which for greedy decoding equals generating it alone with that budget.
+    """
+    from tqdm.auto import tqdm
+
+    budgets = _budgets(max_new_tokens, len(conversations))
+    tokenizer = processor.tokenizer
+    old_side, was_training = tokenizer.padding_side, model.training
+    tokenizer.padding_side = "left"
+    model.eval()
+    answers: list[str] = []
+    starts = range(0, len(conversations), batch_size)
+    try:
+        for start in tqdm(starts, desc="generate", disable=not progress or len(starts) < 2):
+            end = start + batch_size
+            answers += _generate_batch(
+                model, processor, conversations[start:end], budgets[start:end]
+            )
+    finally:
+        tokenizer.padding_side = old_side
+        model.train(was_training)
+    return answers
+
+
+def _generate_batch(model, processor, conversations: list[list[dict]], budgets: list[int]):
+    """One left-padded greedy batch (``model.generate`` runs without gradients)."""
+    inputs = encode(processor, conversations, add_generation_prompt=True).to(model.device)
+    output = model.generate(
+        **inputs,
+        max_new_tokens=max(budgets),
+        do_sample=False,
+        pad_token_id=processor.tokenizer.pad_token_id,
+    )
+    new_tokens = output[:, inputs["input_ids"].shape[1] :]
+    decode = processor.tokenizer.decode
+    return [
+        decode(tokens[:budget], skip_special_tokens=True).strip()
+        for tokens, budget in zip(new_tokens, budgets, strict=True)
+    ]
