@@ -84,7 +84,7 @@ def visual_content(row: dict, base_dir: Path, *, file=None, lineno=None) -> list
     items = []
     for rel in row.get("images") or []:
         items.append({"type": "image", "image": str(resolve_visual(base_dir, rel, file=file, row=lineno))})
-    if row.get("video"):
+    if isinstance(row.get("video"), list):  # a test row's own "video" is its clip name
         frames = [str(resolve_visual(base_dir, rel, file=file, row=lineno)) for rel in row["video"]]
         items.append({"type": "video", "video": frames})
     return items

@@ -1,0 +1,454 @@
+"""``me-vqa infer``: answer ME-VQA questions in batch, zero-shot or with a LoRA adapter.
+
+Answers are appended batch by batch to ``<out>.partial`` (a header line names the run), so a
+killed run resumes where it stopped; the final file is written atomically in input order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from vqa.cli import command_parser
+from vqa.errors import UserError
+from vqa.jsonl import dumps, read_jsonl, write_jsonl
+from vqa.model import DEFAULT_MODEL
+from vqa.prompts import PROMPT_STYLES, build_messages, load_yaml, max_new_tokens
+
+# Keys build-inputs adds to a qa row, besides "video" when that is a frame list (the test
+# schema's own "video" is the clip name).
+INPUT_KEYS = ("mode", "images", "apex_estimated", "flow_legend")
+SUBMISSION_FIELDS = ("video_id", "video", "question", "answer")
+PARTIAL_FORMAT = 1
+
+
+# ---------------------------------------------------------------- arguments and validation
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = command_parser("infer")
+    parser.add_argument(
+        "--model",
+        help="hub id or folder of the base model; when not given, the adapter's base model, "
+        f"else {DEFAULT_MODEL}",
+    )
+    parser.add_argument("--adapter", type=Path, help="LoRA adapter folder (peft save_pretrained)")
+    parser.add_argument("--inputs", type=Path, required=True, help="inputs.jsonl from build-inputs")
+    parser.add_argument("--out", type=Path, required=True, help="answers jsonl to write")
+    parser.add_argument("--batch-size", type=int, default=8, help="questions per generate call")
+    parser.add_argument("--prompt-style", choices=PROMPT_STYLES, default="plain")
+    parser.add_argument(
+        "--consistency",
+        action="store_true",
+        help="make the answers about one clip agree (raw answers kept)",
+    )
+    parser.add_argument(
+        "--submission-dir", type=Path, help="also write the challenge submission files here"
+    )
+    parser.add_argument(
+        "--challenge",
+        choices=("2025", "2026"),
+        default="2025",
+        help="submission file names: 2026 uses the _v2 names",
+    )
+    parser.add_argument(
+        "--dtype",
+        choices=("auto", "float32", "bfloat16", "float16"),
+        default="auto",
+        help="auto: bfloat16 on a GPU that supports it, else float32",
+    )
+    parser.add_argument(
+        "--attn-implementation",
+        default=None,
+        help="attention kernel; when not given, flash_attention_2 on a GPU with flash-attn, "
+        "else sdpa",
+    )
+    parser.add_argument("--min-pixels", type=int, help="processor lower pixel limit per image")
+    parser.add_argument("--max-pixels", type=int, help="processor upper pixel limit per image")
+    parser.add_argument(
+        "--max-new-tokens",
+        type=int,
+        help="cap on the answer length budgets per question type (prompts/inference.yaml)",
+    )
+    parser.add_argument(
+        "--restart",
+        action="store_true",
+        help="discard answers of an earlier, different run instead of refusing",
+    )
+    args = parser.parse_args(argv)
+    if args.batch_size < 1 or (args.max_new_tokens is not None and args.max_new_tokens < 1):
+        parser.error("--batch-size and --max-new-tokens must be at least 1")
+    return args
+
+
+def _same_model(a: str, b: str) -> bool:
+    """Whether two model names or folders name the same model."""
+    if Path(a).exists() and Path(b).exists():
+        return Path(a).resolve() == Path(b).resolve()
+    return a.rstrip("/") == b.rstrip("/")
+
+
+def resolve_model(model: str | None, adapter: Path | None) -> str:
+    """The base model to load; an adapter made for another base model is refused."""
+    if adapter is None:
+        return model or DEFAULT_MODEL
+    config_file = adapter / "adapter_config.json"
+    if not config_file.is_file():
+        raise UserError(
+            "not a LoRA adapter folder (no adapter_config.json)",
+            file=adapter,
+            fix="give the folder finetune saved the adapter to",
+        )
+    if not (adapter / "adapter_model.safetensors").is_file():
+        raise UserError(
+            "adapter weights are not in safetensors format",
+            file=adapter,
+            fix="save the adapter with peft save_pretrained(safe_serialization=True)",
+        )
+    base = json.loads(config_file.read_text("utf-8")).get("base_model_name_or_path") or ""
+    if model is None:
+        return base or DEFAULT_MODEL
+    if base and not _same_model(base, model):
+        raise UserError(
+            f"adapter was trained on {base!r} but --model is {model!r}",
+            file=config_file,
+            fix="pass the adapter's base model as --model",
+        )
+    return model
+
+
+def question_rows(path: Path) -> list[dict]:
+    """inputs.jsonl rows, each checked for a question and existing visual files."""
+    rows = read_jsonl(path)
+    for lineno, row in enumerate(rows, 1):
+        if not isinstance(row.get("question"), str) or not row["question"].strip():
+            raise UserError(
+                "row has no question",
+                file=path,
+                row=lineno,
+                fix="every row needs a non-empty 'question'",
+            )
+        for item in build_messages(prompt_row(row), path.parent, file=path, lineno=lineno)[0][
+            "content"
+        ]:
+            for visual in _visual_files(item):
+                if not Path(visual).is_file():
+                    raise UserError(
+                        f"input image missing: {visual}",
+                        file=path,
+                        row=lineno,
+                        fix="rebuild the inputs with me-vqa build-inputs",
+                    )
+    return rows
+
+
+def _visual_files(item: dict) -> list[str]:
+    if item["type"] == "image":
+        return [item["image"]]
+    if item["type"] == "video":
+        return list(item["video"])
+    return []
+
+
+def prompt_row(row: dict) -> dict:
+    """The row as build_messages reads it: a test-schema clip name in "video" is no frame list."""
+    if isinstance(row.get("video"), str):
+        return {k: v for k, v in row.items() if k != "video"}
+    return row
+
+
+def clip_name_of(video_id: str) -> str:
+    """The clip a challenge test row asks about: ``samm_test_SAMM-1_3`` -> ``SAMM-1``."""
+    return video_id.split("_test_", 1)[-1].rsplit("_", 1)[0]
+
+
+def qa_row(row: dict) -> dict:
+    """The qa row's own keys: an inputs row without what build-inputs added.
+
+    A test-schema row whose clip name build-inputs replaced with frames gets it back.
+    """
+    own = {}
+    for key, value in row.items():
+        if key == "video" and isinstance(value, list):
+            if isinstance(row.get("video_id"), str):
+                own[key] = clip_name_of(row["video_id"])
+        elif key not in INPUT_KEYS:
+            own[key] = value
+    return own
+
+
+# ---------------------------------------------------------------- run identity and resuming
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _folder_fingerprint(folder: Path) -> str:
+    """Cheap identity of a model folder: names, sizes and mtimes of its weight/config files."""
+    files = sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".json"))
+    blob = json.dumps([(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files])
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def run_identity(args: argparse.Namespace, model: str) -> dict:
+    """What decides the raw answers: a partial file from a run with another identity is refused."""
+    model_dir = Path(model)
+    adapter = args.adapter
+    return {
+        "format": PARTIAL_FORMAT,
+        "model": str(model_dir.resolve()) if model_dir.is_dir() else model,
+        "model_files": _folder_fingerprint(model_dir) if model_dir.is_dir() else None,
+        "adapter": str(adapter.resolve()) if adapter else None,
+        "adapter_sha256": _sha256(adapter / "adapter_model.safetensors") if adapter else None,
+        "prompt_style": args.prompt_style,
+        "prompts_sha256": hashlib.sha256(dumps(load_yaml("inference")).encode()).hexdigest(),
+        "inputs_sha256": _sha256(args.inputs),
+        "dtype": args.dtype,
+        "attn_implementation": args.attn_implementation,
+        "pixels": [args.min_pixels, args.max_pixels],
+        "max_new_tokens": args.max_new_tokens,
+    }
+
+
+def partial_path(out: Path) -> Path:
+    return out.with_name(out.name + ".partial")
+
+
+def load_partial(path: Path, identity: dict, restart: bool) -> dict[int, str]:
+    """Answers already in ``path`` (a truncated last line is cut off); {} for a new run."""
+    if not path.is_file() or restart:
+        path.unlink(missing_ok=True)
+        return {}
+    data = path.read_bytes()
+    complete = data[: data.rfind(b"\n") + 1]
+    lines = complete.decode("utf-8").splitlines()
+    header = json.loads(lines[0]).get("run") if lines else None
+    if header != identity and len(lines) <= 1:  # nothing answered yet: nothing to protect
+        path.unlink()
+        return {}
+    if header != identity:
+        changed = sorted(k for k in identity if not header or header.get(k) != identity[k])
+        raise UserError(
+            f"unfinished answers from another run ({', '.join(changed)} differ)",
+            file=path,
+            fix="rerun with the same arguments, or add --restart to start over",
+        )
+    if len(complete) != len(data):
+        with path.open("r+b") as f:
+            f.truncate(len(complete))
+    return {row["index"]: row["answer"] for row in map(json.loads, lines[1:])}
+
+
+# ---------------------------------------------------------------- generation
+
+
+def budget(question: str, cap: int | None) -> int:
+    """New-token budget of a question: its type's budget from prompts/, at most ``cap``."""
+    return min(max_new_tokens(question), cap or sys.maxsize)
+
+
+def plan_batches(
+    rows: list[dict], pending: list[int], batch_size: int, cap: int | None = None
+) -> list[list[int]]:
+    """Batches of pending row indices sharing one token budget, in input order within a budget.
+
+    A resumed run plans the same remaining batches as an uninterrupted one: budgets are
+    processed one after the other and a batch is stored whole or not at all.
+    """
+    groups: dict[int, list[int]] = {}
+    for i in pending:
+        groups.setdefault(budget(rows[i]["question"], cap), []).append(i)
+    return [
+        ids[s : s + batch_size] for ids in groups.values() for s in range(0, len(ids), batch_size)
+    ]
+
+
+def answer_rows(
+    model, processor, rows: list[dict], base_dir: Path, args: argparse.Namespace, done, sink
+) -> dict[int, str]:
+    """Answers for all rows: ``done`` plus new ones, each batch handed to ``sink`` at once."""
+    from tqdm import tqdm
+
+    from vqa.model import generate
+
+    pending = [i for i in range(len(rows)) if i not in done]
+    answers = dict(done)
+    bar = tqdm(
+        total=len(rows),
+        initial=len(done),
+        unit="question",
+        desc="answering",
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
+    with bar:
+        for batch in plan_batches(rows, pending, args.batch_size, args.max_new_tokens):
+            conversations = [
+                build_messages(prompt_row(rows[i]), base_dir, args.prompt_style) for i in batch
+            ]
+            texts = generate(
+                model,
+                processor,
+                conversations,
+                batch_size=len(batch),
+                progress=False,
+                max_new_tokens=budget(rows[batch[0]]["question"], args.max_new_tokens),
+            )
+            new = dict(zip(batch, texts, strict=True))
+            sink(new)
+            answers.update(new)
+            bar.update(len(batch))
+    return answers
+
+
+def appender(path: Path, identity: dict, fresh: bool):
+    """A sink that appends answers to the partial file and forces them to disk."""
+    if fresh:
+        path.write_text(dumps({"run": identity}) + "\n", encoding="utf-8")
+
+    def write(answers: dict[int, str]) -> None:
+        with path.open("a", encoding="utf-8") as f:
+            f.write("".join(dumps({"index": i, "answer": a}) + "\n" for i, a in answers.items()))
+            f.flush()
+            os.fsync(f.fileno())
+
+    return write
+
+
+def load(model_name: str, args: argparse.Namespace):
+    """Model (with the adapter applied) and processor (the adapter's own when it has one)."""
+    import torch
+
+    from vqa.model import load_model, load_processor
+
+    dtype = None if args.dtype == "auto" else getattr(torch, args.dtype)
+    model = load_model(model_name, dtype=dtype, attn_implementation=args.attn_implementation)
+    has_processor = args.adapter and (args.adapter / "processor_config.json").is_file()
+    processor = load_processor(
+        str(args.adapter if has_processor else model_name),
+        min_pixels=args.min_pixels,
+        max_pixels=args.max_pixels,
+        padding_side="left",
+    )
+    if args.adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(args.adapter), is_trainable=False)
+    return model.eval(), processor
+
+
+# ---------------------------------------------------------------- outputs
+
+
+def answer_file_rows(rows: list[dict], answers: list[str], consistency: bool) -> list[dict]:
+    """The qa rows with ``answer`` filled, plus ``raw_answer`` where --consistency changed it."""
+    qa = [qa_row(r) for r in rows]
+    final = answers
+    if consistency:
+        from vqa.consistency import make_consistent
+
+        final = make_consistent(qa, answers)
+    out = []
+    for row, answer, raw in zip(qa, final, answers, strict=True):
+        row = {**row, "answer": answer}
+        if answer != raw:
+            row["raw_answer"] = raw
+        out.append(row)
+    return out
+
+
+def submission_name(video_id: str, challenge: str) -> str:
+    """Leaderboard file of a test row: ``me_vqa_<dataset>_test_pred[_v2].jsonl``."""
+    dataset = video_id.split("_test_", 1)[0]
+    return f"me_vqa_{dataset}_test_pred{'_v2' if challenge == '2026' else ''}.jsonl"
+
+
+def check_test_rows(rows: list[dict], inputs: Path) -> None:
+    """A submission answers the challenge test files: every row must be one of their rows."""
+    for lineno, row in enumerate(rows, 1):
+        video_id = row.get("video_id")
+        if not isinstance(video_id, str) or "_test_" not in video_id:
+            raise UserError(
+                "a submission needs the challenge test rows (video_id like samm_test_SAMM-1_1)",
+                file=inputs,
+                row=lineno,
+                fix="build the inputs from the test files, or drop --submission-dir",
+            )
+
+
+def write_submissions(answers: list[dict], folder: Path, challenge: str) -> None:
+    """One file per test file: its rows in order, fields video_id, video, question, answer."""
+    files: dict[str, list[dict]] = {}
+    for row in answers:
+        name = submission_name(row["video_id"], challenge)
+        files.setdefault(name, []).append({key: row[key] for key in SUBMISSION_FIELDS})
+    folder.mkdir(exist_ok=True)
+    for name, entries in files.items():
+        write_jsonl(folder / name, entries)
+        print(f"wrote {folder / name} ({len(entries)} rows)", file=sys.stderr)
+
+
+# ---------------------------------------------------------------- command
+
+
+def check_outputs(args: argparse.Namespace, rows: list[dict]) -> None:
+    """Refuse output places that cannot be written before any work is done."""
+    if not args.out.parent.is_dir():
+        raise UserError("output folder does not exist", file=args.out.parent, fix="create it first")
+    if args.submission_dir:
+        check_test_rows(rows, args.inputs)
+        if not args.submission_dir.parent.is_dir():
+            raise UserError(
+                "folder does not exist", file=args.submission_dir.parent, fix="create it first"
+            )
+
+
+def generate_missing(args: argparse.Namespace, model_name: str, rows: list[dict], done, sink):
+    """Load the model and answer the rows not in ``done``; reports the rate on stderr."""
+    model, processor = load(model_name, args)
+    start = time.perf_counter()
+    answers = answer_rows(model, processor, rows, args.inputs.parent, args, done, sink)
+    elapsed = time.perf_counter() - start
+    answered = len(rows) - len(done)
+    resumed = f", {len(done)} from the unfinished earlier run" if done else ""
+    print(
+        f"answered {answered} questions in {elapsed:.1f} s "
+        f"({answered / elapsed:.2f} questions/s){resumed}",
+        file=sys.stderr,
+    )
+    return answers
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    model_name = resolve_model(args.model, args.adapter)
+    rows = question_rows(args.inputs)
+    check_outputs(args, rows)
+    identity = run_identity(args, model_name)
+    partial = partial_path(args.out)
+    done = load_partial(partial, identity, args.restart)
+    sink = appender(partial, identity, fresh=not partial.is_file())
+    answers = (
+        generate_missing(args, model_name, rows, done, sink) if len(done) < len(rows) else done
+    )
+    out_rows = answer_file_rows(rows, [answers[i] for i in range(len(rows))], args.consistency)
+    write_jsonl(args.out, out_rows)
+    if args.submission_dir:
+        write_submissions(out_rows, args.submission_dir, args.challenge)
+    partial.unlink()
+    changed = f", {sum('raw_answer' in r for r in out_rows)} changed by --consistency"
+    print(
+        f"wrote {args.out} ({len(out_rows)} answers{changed if args.consistency else ''})",
+        file=sys.stderr,
+    )
+    return 0
