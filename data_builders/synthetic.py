@@ -102,14 +102,16 @@ def intensity_curve(n_frames: int, apex_index: int) -> np.ndarray:
         np.sin(0.5 * np.pi * np.clip((n_frames - 1 - t) / max(n_frames - 1 - apex_index, 1), 0, 1))
         ** 2
     )
-    return np.where(t <= apex_index, rise, fall)
+    return np.where(t <= apex_index, rise, fall) ** 2  # squared: a clear peak at the apex
 
 
 def render_clip(
     shape: FaceShape, aus: str, n_frames: int, apex_index: int, size: int, rng: np.random.Generator
 ) -> list[np.ndarray]:
     """The BGR frames of one clip: AU motion plus head jitter, lighting drift and noise."""
-    jitter = np.cumsum(rng.normal(0, 0.12, (n_frames, 3)), axis=0)
+    jitter = np.zeros((n_frames, 3))
+    for k in range(1, n_frames):  # head jitter that wanders a little and returns
+        jitter[k] = 0.7 * jitter[k - 1] + rng.normal(0, 0.15, 3)
     gains = 1.0 + np.cumsum(rng.normal(0, 0.004, n_frames))
     frames = []
     for k, level in enumerate(intensity_curve(n_frames, apex_index)):

@@ -33,7 +33,12 @@ def test_guided_prompt_names_labels_and_legend():
 
 
 def test_messages_put_visuals_before_text(tmp_path):
-    row = {"question": "What is the action unit?", "answer": "dimpler", "images": ["a.jpg"], "video": ["f1.jpg", "f2.jpg"]}
+    row = {
+        "question": "What is the action unit?",
+        "answer": "dimpler",
+        "images": ["a.jpg"],
+        "video": ["f1.jpg", "f2.jpg"],
+    }
     messages = build_messages(row, tmp_path, with_answer=True)
     kinds = [item["type"] for item in messages[0]["content"]]
     assert kinds == ["image", "video", "text"]

@@ -1,0 +1,343 @@
+"""``me-vqa build-inputs``: the model's visual input per clip (video, oao, flow and mixes).
+
+For every clip of ``--clips`` (or every test video under ``--frames-root``) the needed frames
+are read, cropped to the face found on the onset frame, resized to ``--size`` on the long
+side and written under ``OUTDIR/clips/``; ``OUTDIR/inputs.jsonl`` lists every QA row with its
+visual paths (relative to OUTDIR). A clip's images are cached under a key of its source frames
+and the parameters: a rebuild decodes nothing for unchanged clips, and an interrupted build
+resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from multiprocessing import Pool
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from data_builders import flow as flowlib
+from data_builders.facecrop import Box, crop_and_resize, crop_box, parse_face_crop
+from data_builders.frames import frame_files, nearest_frame
+from data_builders.sampling import check_num_frames, estimate_apex, oao_frames, video_frames
+from vqa.cli import command_parser
+from vqa.errors import UserError
+from vqa.jsonl import read_jsonl, write_jsonl
+
+MODES = ("video", "oao", "flow", "video+flow", "oao+flow")
+CACHE_VERSION = 1
+DECODED = {"frames": 0}  # frames decoded by this process (tests check cache hits with it)
+
+
+@dataclass(frozen=True)
+class Params:
+    """Everything that changes a clip's images (part of its cache key)."""
+
+    mode: str
+    num_frames: int = 8
+    size: int = 448
+    flow: str = "farneback"
+    flow_size: int = 256
+    face_crop: str | tuple = "auto"
+    overlay: bool = False
+    reference: str = "nose"
+
+
+@dataclass
+class ClipJob:
+    """One clip to build: its frame folder and annotated frames (None when unknown)."""
+
+    name: str
+    folder: Path
+    onset: int | None
+    apex: int | None
+    offset: int | None
+    where: str  # file:row for messages
+
+
+def read_frame(path: Path, grey: bool = False) -> np.ndarray:
+    """Decode one frame; a file that decodes to nothing is a user error."""
+    DECODED["frames"] += 1
+    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR)
+    if image is None:
+        raise UserError("image decodes to nothing", file=path, fix="replace the damaged frame file")
+    return image
+
+
+def _span(job: ClipJob, numbers: list[int]) -> tuple[int, int]:
+    """Onset and offset: the annotated ones, or the first and last frame."""
+    onset = numbers[0] if job.onset is None else job.onset
+    offset = numbers[-1] if job.offset is None else job.offset
+    return onset, offset
+
+
+def _check_frame(job: ClipJob, frames: dict[int, Path], number: int) -> None:
+    if number not in frames:
+        near = nearest_frame(frames, number)
+        raise UserError(
+            f"clip {job.name}: frame {number} is missing from {job.folder}",
+            file=job.where.rsplit(":", 1)[0],
+            row=job.where.rsplit(":", 1)[1],
+            fix=f"the nearest existing frame is {near}; fix the annotation or the folder",
+        )
+
+
+def list_frames(job: ClipJob) -> dict[int, Path]:
+    """The clip's frame files, checking that the folder and its annotated frames exist."""
+    file, row = job.where.rsplit(":", 1)
+    if not job.folder.is_dir():
+        raise UserError(
+            f"clip {job.name}: frame folder {job.folder} does not exist",
+            file=file,
+            row=row,
+            fix="check --frames-root or the frames_root/frames_dir of clips.jsonl",
+        )
+    frames = frame_files(job.folder)
+    if not frames:
+        raise UserError(f"clip {job.name}: no frame images in {job.folder}", file=file, row=row)
+    for number in (job.onset, job.apex, job.offset):
+        if number is not None:
+            _check_frame(job, frames, number)
+    return frames
+
+
+def cache_key(job: ClipJob, frames: dict[int, Path], params: Params) -> str:
+    """Hash of the source frames (name, size, mtime), the annotation and the parameters."""
+    h = hashlib.sha256(
+        json.dumps([CACHE_VERSION, asdict(params), job.onset, job.apex, job.offset]).encode()
+    )
+    for number, path in frames.items():
+        stat = path.stat()
+        h.update(f"{number}:{path.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+    return h.hexdigest()[:16]
+
+
+def _flow_image(onset: np.ndarray, apex: np.ndarray, box: Box | None, params: Params) -> np.ndarray:
+    """The rendered onset -> apex flow at ``params.size``, head motion removed."""
+    first = crop_and_resize(onset, box, params.flow_size)
+    second = crop_and_resize(apex, box, params.flow_size)
+    motion = flowlib.compensate(flowlib.compute_flow(first, second, params.flow), params.reference)
+    picture = flowlib.render(motion, first if params.overlay else None)
+    return crop_and_resize(picture, None, params.size)
+
+
+def _write(folder: Path, name: str, image: np.ndarray) -> str:
+    if not cv2.imwrite(str(folder / name), image):
+        raise UserError("could not write image", file=folder / name, fix="check disk space")
+    return name
+
+
+def _render(job: ClipJob, frames: dict[int, Path], apex: int, params: Params, tmp: Path) -> dict:
+    """Write the clip's images into ``tmp``; returns the image and video file names."""
+    onset, offset = _span(job, list(frames))
+    onset_grey = read_frame(frames[onset], grey=True)
+    box = crop_box(params.face_crop, onset_grey)
+    images, video = [], []
+    if params.mode.startswith("video"):
+        for i, number in enumerate(video_frames(list(frames), onset, offset, params.num_frames)):
+            image = crop_and_resize(read_frame(frames[number]), box, params.size)
+            video.append(_write(tmp, f"frame_{i:02d}_{number}.jpg", image))
+    if params.mode.startswith("oao"):
+        for role, number in zip(
+            ("onset", "apex", "offset"), oao_frames(onset, apex, offset), strict=True
+        ):
+            image = crop_and_resize(read_frame(frames[number]), box, params.size)
+            images.append(_write(tmp, f"{role}_{number}.jpg", image))
+    if "flow" in params.mode:
+        picture = _flow_image(onset_grey, read_frame(frames[apex], grey=True), box, params)
+        images.append(_write(tmp, "flow.png", picture))
+    return {"images": images, "video": video, "face_box": box}
+
+
+def build_clip(job: ClipJob, params: Params, out_dir: Path) -> dict:
+    """Build (or find in the cache) one clip's images; returns its record."""
+    frames = list_frames(job)
+    key = cache_key(job, frames, params)
+    folder = out_dir / "clips" / f"{re.sub(r'[^A-Za-z0-9._-]+', '_', job.name)}-{key}"
+    record_file = folder / "record.json"
+    if record_file.is_file():
+        return {**json.loads(record_file.read_text("utf-8")), "cached": True}
+    onset, offset = _span(job, list(frames))
+    numbers = [n for n in frames if onset <= n <= offset]
+    apex = job.apex
+    if apex is None:
+        apex = estimate_apex(numbers, lambda n: read_frame(frames[n], grey=True))
+    tmp = Path(tempfile.mkdtemp(dir=out_dir / "clips", prefix=".building-"))
+    try:
+        record = _render(job, frames, apex, params, tmp)
+        record.update(apex=apex, apex_estimated=job.apex is None, folder=folder.name)
+        (tmp / "record.json").write_text(json.dumps(record), encoding="utf-8")
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {**record, "cached": False}
+
+
+def clip_jobs(clips_file: Path | None, frames_root: Path | None) -> dict[tuple, ClipJob]:
+    """(dataset, image_id) -> job for every clip of a clips.jsonl."""
+    jobs = {}
+    for lineno, clip in enumerate(read_jsonl(clips_file), 1):
+        root = frames_root or Path(clip.get("frames_root", ""))
+        jobs[(clip["dataset"], clip["image_id"])] = ClipJob(
+            name=f"{clip['dataset']}_{clip['image_id']}",
+            folder=root / clip["frames_dir"],
+            onset=clip.get("onset"),
+            apex=clip.get("apex"),
+            offset=clip.get("offset"),
+            where=f"{clips_file}:{lineno}",
+        )
+    return jobs
+
+
+def join_rows(
+    qa_file: Path, clips_file: Path | None, frames_root: Path | None
+) -> list[tuple[dict, ClipJob]]:
+    """Every QA row with the clip it asks about (test rows: the folder FRAMES_ROOT/<video>)."""
+    jobs = clip_jobs(clips_file, frames_root) if clips_file else {}
+    joined = []
+    for lineno, row in enumerate(read_jsonl(qa_file), 1):
+        if "video" in row and "image_id" not in row:
+            if frames_root is None:
+                raise UserError(
+                    "a test row names a video but no --frames-root was given",
+                    file=qa_file,
+                    row=lineno,
+                    fix="pass --frames-root, the folder holding one frame folder per video",
+                )
+            key = ("test", row["video"])
+            jobs.setdefault(
+                key,
+                ClipJob(
+                    row["video"],
+                    frames_root / row["video"],
+                    None,
+                    None,
+                    None,
+                    f"{qa_file}:{lineno}",
+                ),
+            )
+        else:
+            key = (row.get("dataset"), row.get("image_id"))
+            if key not in jobs:
+                raise UserError(
+                    f"no clip {key[0]}/{key[1]} in the clips file",
+                    file=qa_file,
+                    row=lineno,
+                    fix="give the clips.jsonl written with this qa.jsonl by me-vqa convert",
+                )
+        joined.append((row, jobs[key]))
+    return joined
+
+
+def _build_one(args: tuple[ClipJob, Params, Path]) -> dict:
+    return build_clip(*args)
+
+
+def build_all(jobs: list[ClipJob], params: Params, out_dir: Path, workers: int) -> dict[str, dict]:
+    """Build every clip (in parallel with ``workers`` > 1); returns name -> record."""
+    (out_dir / "clips").mkdir(parents=True, exist_ok=True)
+    tasks = [(job, params, out_dir) for job in jobs]
+    records = {}
+    with tqdm(total=len(tasks), desc=f"build-inputs {params.mode}", unit="clip") as bar:
+        if workers > 1:
+            with Pool(workers) as pool:
+                for job, record in zip(jobs, pool.imap(_build_one, tasks), strict=True):
+                    records[job.name] = record
+                    bar.update()
+        else:
+            for job, task in zip(jobs, tasks, strict=True):
+                records[job.name] = _build_one(task)
+                bar.update()
+    return records
+
+
+VISUAL_KEYS = ("mode", "images", "video", "apex_estimated", "flow_legend")
+
+
+def input_row(row: dict, record: dict, params: Params) -> dict:
+    """A QA row plus its visual input, paths relative to the inputs.jsonl folder."""
+    out = {k: v for k, v in row.items() if k not in VISUAL_KEYS}
+    out["mode"] = params.mode
+    prefix = f"clips/{record['folder']}/"
+    if record["images"]:
+        out["images"] = [prefix + name for name in record["images"]]
+    if record["video"]:
+        out["video"] = [prefix + name for name in record["video"]]
+    out["apex_estimated"] = record["apex_estimated"]
+    if "flow" in params.mode:
+        out["flow_legend"] = flowlib.legend_sentence(params.overlay)
+    return out
+
+
+def _parser():
+    parser = command_parser("build-inputs", __doc__.split("\n\n")[0])
+    parser.add_argument("--clips", type=Path, help="clips.jsonl from me-vqa convert")
+    parser.add_argument("--qa", type=Path, required=True, help="qa.jsonl, or a challenge test file")
+    parser.add_argument("--mode", required=True, help=f"one of {', '.join(MODES)}")
+    parser.add_argument("--out", type=Path, required=True, help="output folder for inputs.jsonl")
+    parser.add_argument("--num-frames", type=int, default=8, help="video frames per clip (even)")
+    parser.add_argument("--size", type=int, default=448, help="pixels on the long side")
+    parser.add_argument("--flow", default="farneback", help="farneback, dis or tvl1")
+    parser.add_argument("--flow-size", type=int, default=256, help="working size of the flow")
+    parser.add_argument("--flow-overlay", action="store_true", help="draw flow over the grey onset")
+    parser.add_argument("--face-crop", default="auto", help="auto, none or x,y,w,h")
+    parser.add_argument(
+        "--frames-root",
+        type=Path,
+        help="folder of frame folders (overrides clips.jsonl; test files)",
+    )
+    parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
+    return parser
+
+
+def params_from(args) -> Params:
+    if args.mode not in MODES:
+        raise UserError(f"unknown mode {args.mode!r}", fix=f"use one of {', '.join(MODES)}")
+    if args.mode.startswith("video"):
+        check_num_frames(args.num_frames)
+    if "flow" in args.mode:
+        flowlib.check_method(args.flow)
+    return Params(
+        args.mode,
+        args.num_frames,
+        args.size,
+        args.flow,
+        args.flow_size,
+        parse_face_crop(args.face_crop),
+        args.flow_overlay,
+    )
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    params = params_from(args)
+    if args.frames_root is not None and not args.frames_root.is_dir():
+        raise UserError("frames root does not exist", file=args.frames_root, fix="check the path")
+    joined = join_rows(args.qa, args.clips, args.frames_root)
+    jobs = list({job.name: job for _, job in joined}.values())
+    for job in jobs:
+        list_frames(job)  # every folder and annotated frame checked before anything is written
+    args.out.mkdir(parents=True, exist_ok=True)
+    records = build_all(jobs, params, args.out, max(1, args.workers))
+    write_jsonl(
+        args.out / "inputs.jsonl", [input_row(r, records[j.name], params) for r, j in joined]
+    )
+    if "flow" in params.mode:
+        cv2.imwrite(str(args.out / "flow_legend.png"), flowlib.legend_image())
+    hits = sum(r["cached"] for r in records.values())
+    estimated = sum(r["apex_estimated"] for r in records.values())
+    print(
+        f"build-inputs {params.mode}: {len(records)} clips ({len(records) - hits} built, "
+        f"{hits} from cache, {estimated} with estimated apex), {len(joined)} rows "
+        f"-> {args.out / 'inputs.jsonl'}"
+    )
+    return 0
