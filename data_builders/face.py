@@ -190,7 +190,9 @@ class _Canvas:
         c = self.px(np.asarray(centre, float))[0]
         ax = np.round(np.asarray(axes) * self.size * (1 << _SHIFT)).astype(int)
         angle = self.pose.angle
-        cv2.ellipse(self.img, tuple(c), tuple(ax), angle, 0, 360, color, thickness, cv2.LINE_AA, _SHIFT)
+        cv2.ellipse(
+            self.img, tuple(c), tuple(ax), angle, 0, 360, color, thickness, cv2.LINE_AA, _SHIFT
+        )
 
 
 def _draw_eye(cv: _Canvas, s: FaceShape, lv: AuLevels, sign: float) -> None:
@@ -200,7 +202,15 @@ def _draw_eye(cv: _Canvas, s: FaceShape, lv: AuLevels, sign: float) -> None:
     mask = np.zeros(cv.img.shape[:2], np.uint8)
     cv2.fillPoly(mask, [cv.px(region)], 255, cv2.LINE_8, _SHIFT)
     iris = cv.img.copy()
-    cv2.circle(iris, tuple(cv.px(np.array([sign * s.eye_dx, s.eye_y]))[0]), cv.width(0.022) << _SHIFT, (70, 60, 40), -1, cv2.LINE_AA, _SHIFT)
+    cv2.circle(
+        iris,
+        tuple(cv.px(np.array([sign * s.eye_dx, s.eye_y]))[0]),
+        cv.width(0.022) << _SHIFT,
+        (70, 60, 40),
+        -1,
+        cv2.LINE_AA,
+        _SHIFT,
+    )
     cv.img[mask > 0] = iris[mask > 0]
     cv.line(upper, _DARK, 0.012)
     cv.line(lower, (90, 100, 120), 0.006)

@@ -16,8 +16,14 @@ from vqa.errors import UserError
 
 # command -> (module implementing it, one-line description)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "synth": ("data_builders.synthetic", "render synthetic CASME II, SAMM, SMIC and CAS(ME)^3 databases"),
-    "convert": ("data_builders.convert", "turn a database's label sheet and frames into clips.jsonl + qa.jsonl"),
+    "synth": (
+        "data_builders.synthetic",
+        "render synthetic CASME II, SAMM, SMIC and CAS(ME)^3 databases",
+    ),
+    "convert": (
+        "data_builders.convert",
+        "turn a database's label sheet and frames into clips.jsonl + qa.jsonl",
+    ),
     "split": ("data_builders.split", "subject-independent folds (LOSO or k-fold) over clips.jsonl"),
     "build-inputs": ("data_builders.inputs", "build the model's visual inputs: video, oao, flow"),
     "tiny-model": ("vqa.tiny", "build the tiny offline Qwen2.5-VL used by tests and the demo"),

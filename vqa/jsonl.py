@@ -26,10 +26,15 @@ def read_jsonl(path: str | Path, *, allow_empty: bool = False) -> list[dict]:
                 row = json.loads(line)
             except json.JSONDecodeError as e:
                 raise UserError(
-                    f"not valid JSON ({e.msg})", file=path, row=lineno, fix="one JSON object per line"
+                    f"not valid JSON ({e.msg})",
+                    file=path,
+                    row=lineno,
+                    fix="one JSON object per line",
                 ) from None
             if not isinstance(row, dict):
-                raise UserError("not a JSON object", file=path, row=lineno, fix="one JSON object per line")
+                raise UserError(
+                    "not a JSON object", file=path, row=lineno, fix="one JSON object per line"
+                )
             rows.append(row)
     if not rows and not allow_empty:
         raise UserError("file is empty", file=path, fix="give a jsonl file with at least one row")
@@ -50,7 +55,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as e:
-        raise UserError(f"cannot write here ({e.strerror})", file=path.parent, fix="choose a writable folder") from None
+        raise UserError(
+            f"cannot write here ({e.strerror})", file=path.parent, fix="choose a writable folder"
+        ) from None
     os.close(fd)
     tmp = Path(tmp)
     try:

@@ -52,7 +52,9 @@ def _per_type(table: dict, qtype: str):
 def prompt_text(row: dict, style: str) -> str:
     """The text part of the user turn for one QA row."""
     if style not in PROMPT_STYLES:
-        raise UserError(f"unknown prompt style {style!r}", fix=f"use one of {', '.join(PROMPT_STYLES)}")
+        raise UserError(
+            f"unknown prompt style {style!r}", fix=f"use one of {', '.join(PROMPT_STYLES)}"
+        )
     config = load_yaml("inference")
     question = row["question"]
     text = _per_type(config["styles"][style], question_type(question)).format(question=question)
@@ -65,7 +67,9 @@ def max_new_tokens(question: str) -> int:
     return _per_type(load_yaml("inference")["max_new_tokens"], question_type(question))
 
 
-def resolve_visual(base_dir: Path, relative: str, *, file: Path | str | None = None, row=None) -> Path:
+def resolve_visual(
+    base_dir: Path, relative: str, *, file: Path | str | None = None, row=None
+) -> Path:
     """Absolute path of a visual input listed in inputs.jsonl; refuses paths leaving its folder."""
     base = Path(base_dir).resolve()
     path = (base / relative).resolve()
@@ -80,10 +84,12 @@ def resolve_visual(base_dir: Path, relative: str, *, file: Path | str | None = N
 
 
 def visual_content(row: dict, base_dir: Path, *, file=None, lineno=None) -> list[dict]:
-    """Qwen2.5-VL content items for a row's ``images`` and ``video`` (paths relative to base_dir)."""
+    """Qwen2.5-VL content items for a row's ``images`` and ``video`` (relative to base_dir)."""
     items = []
     for rel in row.get("images") or []:
-        items.append({"type": "image", "image": str(resolve_visual(base_dir, rel, file=file, row=lineno))})
+        items.append(
+            {"type": "image", "image": str(resolve_visual(base_dir, rel, file=file, row=lineno))}
+        )
     if isinstance(row.get("video"), list):  # a test row's own "video" is its clip name
         frames = [str(resolve_visual(base_dir, rel, file=file, row=lineno)) for rel in row["video"]]
         items.append({"type": "video", "video": frames})
@@ -91,7 +97,13 @@ def visual_content(row: dict, base_dir: Path, *, file=None, lineno=None) -> list
 
 
 def build_messages(
-    row: dict, base_dir: Path, style: str = "plain", *, with_answer: bool = False, file=None, lineno=None
+    row: dict,
+    base_dir: Path,
+    style: str = "plain",
+    *,
+    with_answer: bool = False,
+    file=None,
+    lineno=None,
 ) -> list[dict]:
     """Chat messages for one QA row: visuals then text in the user turn, answer if asked."""
     content = visual_content(row, base_dir, file=file, lineno=lineno)
