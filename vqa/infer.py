@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from vqa import folds
 from vqa.cli import command_parser
 from vqa.errors import UserError
 from vqa.jsonl import dumps, read_jsonl, write_jsonl
@@ -80,6 +81,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         action="store_true",
         help="discard answers of an earlier, different run instead of refusing",
     )
+    folds.add_arguments(parser)
     args = parser.parse_args(argv)
     if args.batch_size < 1 or (args.max_new_tokens is not None and args.max_new_tokens < 1):
         parser.error("--batch-size and --max-new-tokens must be at least 1")
@@ -213,6 +215,7 @@ def run_identity(args: argparse.Namespace, model: str) -> dict:
         "prompt_style": args.prompt_style,
         "prompts_sha256": hashlib.sha256(dumps(load_yaml("inference")).encode()).hexdigest(),
         "inputs_sha256": _sha256(args.inputs),
+        "holdout": folds.holdout_subjects(args.holdout_subjects, args.folds, args.fold),
         "dtype": args.dtype,
         "attn_implementation": args.attn_implementation,
         "pixels": [args.min_pixels, args.max_pixels],
@@ -432,7 +435,7 @@ def generate_missing(args: argparse.Namespace, model_name: str, rows: list[dict]
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     model_name = resolve_model(args.model, args.adapter)
-    rows = question_rows(args.inputs)
+    rows = folds.held_out_rows(question_rows(args.inputs), args, args.inputs)
     check_outputs(args, rows)
     identity = run_identity(args, model_name)
     partial = partial_path(args.out)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from vqa import folds
 from vqa.cli import command_parser
 from vqa.errors import UserError
 from vqa.jsonl import read_jsonl, write_text_atomic
@@ -372,9 +373,21 @@ def score_items(
     }
 
 
-def score_files(pred: list[Path], gt: list[Path], settings: Settings) -> tuple[dict, list[Item]]:
-    """Score prediction files against ground-truth files: (metrics, items)."""
-    items, missing, extra = match(load_rows(pred), load_rows(gt), settings)
+def score_files(
+    pred: list[Path], gt: list[Path], settings: Settings, holdout: list[str] | None = None
+) -> tuple[dict, list[Item]]:
+    """Score prediction files against ground-truth files: (metrics, items).
+
+    With ``holdout`` subjects, only their ground truth is scored (and predictions of other
+    subjects' questions are ignored)."""
+    predictions, truth = load_rows(pred), load_rows(gt)
+    if holdout:
+        kept = folds.split_rows([row for row, _, _ in truth.values()], holdout, gt[0])[1]
+        kept_ids = {id(row) for row in kept}
+        others = {k for k, (row, _, _) in truth.items() if id(row) not in kept_ids}
+        truth = {k: v for k, v in truth.items() if k not in others}
+        predictions = {k: v for k, v in predictions.items() if k not in others}
+    items, missing, extra = match(predictions, truth, settings)
     return score_items(items, settings, missing, extra), items
 
 
@@ -423,6 +436,7 @@ def build_parser():
         metavar="DIR",
         help="print one table of earlier --out folders",
     )
+    folds.add_arguments(parser)
     return parser
 
 
@@ -440,7 +454,8 @@ def main(argv: list[str]) -> int:
     if not args.pred or not args.gt:
         raise UserError("--pred and --gt are required", fix="or use --compare DIR ...")
     settings = Settings(args.label_set, args.bleu, args.rouge, args.include_combined)
-    metrics, items = score_files(args.pred, args.gt, settings)
+    holdout = folds.holdout_subjects(args.holdout_subjects, args.folds, args.fold)
+    metrics, items = score_files(args.pred, args.gt, settings, holdout)
     print(report.summary(metrics))
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
