@@ -7,11 +7,20 @@ from vqa.errors import UserError
 from vqa.folds import holdout_subjects, split_rows
 
 ROWS = [
-    {"id": f"{d}_{s}_{k}", "dataset": d, "subject": s, "question": "What is the coarse expression class?",
-     "answer": a}
-    for d, s, a in [("casme2", "sub01", "positive"), ("casme2", "sub02", "negative"), ("samm", "6", "surprise")]
+    {
+        "id": f"{d}_{s}_{k}",
+        "dataset": d,
+        "subject": s,
+        "question": "What is the coarse expression class?",
+        "answer": a,
+    }
+    for d, s, a in [
+        ("casme2", "sub01", "positive"),
+        ("casme2", "sub02", "negative"),
+        ("samm", "6", "surprise"),
+    ]
     for k in (1, 2)
-]  # fmt: skip
+]
 
 
 def test_split_by_full_and_bare_subject():
@@ -45,8 +54,22 @@ def test_score_only_the_held_out_subjects(tmp_path, capsys):
     ]
     pred.write_text("".join(json.dumps(r) + "\n" for r in wrong_elsewhere))
     out = tmp_path / "score"
-    assert main(["score", "--pred", str(pred), "--gt", str(gt), "--holdout-subjects", "samm/6",
-                 "--out", str(out)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "score",
+                "--pred",
+                str(pred),
+                "--gt",
+                str(gt),
+                "--holdout-subjects",
+                "samm/6",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["overall"]["coarse"]["n"] == 2 and metrics["overall"]["coarse"]["uf1"] == 1.0
     assert metrics["extra"] == [] and metrics["missing"] == []
