@@ -182,10 +182,11 @@ def build_clip(job: ClipJob, params: Params, out_dir: Path) -> dict:
     return {**record, "cached": False}
 
 
-def clip_jobs(clips_file: Path | None, frames_root: Path | None) -> dict[tuple, ClipJob]:
-    """(dataset, image_id) -> job for every clip of a clips.jsonl."""
+def clip_jobs(clips_files: list[Path], frames_root: Path | None) -> dict[tuple, ClipJob]:
+    """(dataset, image_id) -> job for every clip of some clips.jsonl files."""
     jobs = {}
-    for lineno, clip in enumerate(read_jsonl(clips_file), 1):
+    numbered = [(f, n, c) for f in clips_files for n, c in enumerate(read_jsonl(f), 1)]
+    for clips_file, lineno, clip in numbered:
         root = frames_root or Path(clip.get("frames_root", ""))
         jobs[(clip["dataset"], clip["image_id"])] = ClipJob(
             name=f"{clip['dataset']}_{clip['image_id']}",
@@ -199,12 +200,13 @@ def clip_jobs(clips_file: Path | None, frames_root: Path | None) -> dict[tuple, 
 
 
 def join_rows(
-    qa_file: Path, clips_file: Path | None, frames_root: Path | None
+    qa_files: list[Path], clips_files: list[Path], frames_root: Path | None
 ) -> list[tuple[dict, ClipJob]]:
     """Every QA row with the clip it asks about (test rows: the folder FRAMES_ROOT/<video>)."""
-    jobs = clip_jobs(clips_file, frames_root) if clips_file else {}
+    jobs = clip_jobs(clips_files, frames_root)
     joined = []
-    for lineno, row in enumerate(read_jsonl(qa_file), 1):
+    numbered = [(f, n, row) for f in qa_files for n, row in enumerate(read_jsonl(f), 1)]
+    for qa_file, lineno, row in numbered:
         if "video" in row and "image_id" not in row:
             if frames_root is None:
                 raise UserError(
@@ -280,8 +282,16 @@ def input_row(row: dict, record: dict, params: Params) -> dict:
 
 def _parser():
     parser = command_parser("build-inputs", __doc__.split("\n\n")[0])
-    parser.add_argument("--clips", type=Path, help="clips.jsonl from me-vqa convert")
-    parser.add_argument("--qa", type=Path, required=True, help="qa.jsonl, or a challenge test file")
+    parser.add_argument(
+        "--clips", type=Path, nargs="+", default=[], help="clips.jsonl file(s) from me-vqa convert"
+    )
+    parser.add_argument(
+        "--qa",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="qa.jsonl file(s), or challenge test files",
+    )
     parser.add_argument("--mode", required=True, help=f"one of {', '.join(MODES)}")
     parser.add_argument("--out", type=Path, required=True, help="output folder for inputs.jsonl")
     parser.add_argument("--num-frames", type=int, default=8, help="video frames per clip (even)")
