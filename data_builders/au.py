@@ -1,0 +1,84 @@
+"""Action-unit strings of the databases' label sheets, parsed into FACS action units.
+
+The sheets write AUs as ``4+7+L10`` (CASME II), ``(R6 or R12)+R15``, ``15A+17``, ``A/L12``,
+``ref(7B)+43``, ``10A/B`` or ``R14+17+soft focus`` (SAMM) and ``T18``, ``B23`` (CAS(ME)^3).
+The rules, as the MEGC2025 organisers applied them:
+
+- intensity letters after the number are dropped (``15A`` -> AU 15, ``10A/B`` -> AU 10);
+- ``L``/``R`` before the number mark a unilateral (lateral) AU; other prefix letters
+  (``A`` asymmetric, ``T``, ``B``) are kept in the code but are not lateral;
+- ``ref(7B)`` counts as AU 7; ``X or Y`` and ``X/Y`` keep both; parentheses only group;
+- free text without digits (``soft focus``) is dropped and reported;
+- order is kept and a repeated AU number keeps its first occurrence.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+
+from vqa.taxonomy import AU_NAMES
+
+_SEPARATORS = re.compile(r"\+|,|;|\bor\b|(?<=\d)/(?=[A-Za-z]*\d)", re.IGNORECASE)
+_TOKEN = re.compile(
+    r"^(?P<prefix>[A-Za-z](?:\s*/\s*[A-Za-z])*)?\s*(?P<number>\d+)\s*(?P<intensity>[A-Ea-e](?:\s*/\s*[A-Ea-e])*)?$"
+)
+_REF = re.compile(r"ref\s*\(", re.IGNORECASE)
+
+
+class AUParseError(ValueError):
+    """An AU string, or a part of one, that names no action unit."""
+
+
+@dataclass(frozen=True)
+class ActionUnit:
+    """One FACS action unit of a clip."""
+
+    code: str
+    number: int
+    name: str
+    side: str | None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _side(prefix: str) -> str | None:
+    letters = set(prefix.upper().replace("/", "").replace(" ", ""))
+    lateral = letters & {"L", "R"}
+    return lateral.pop() if len(lateral) == 1 else None
+
+
+def parse_token(token: str) -> ActionUnit:
+    """One AU such as ``L10``, ``15A``, ``A/L12`` or ``A14C``."""
+    match = _TOKEN.match(token)
+    if not match:
+        raise AUParseError(f"cannot read AU {token!r}")
+    number = int(match["number"])
+    if number not in AU_NAMES:
+        raise AUParseError(f"AU {number} in {token!r} is not a known FACS action unit")
+    prefix = match["prefix"] or ""
+    code = re.sub(r"\s+", "", token)
+    return ActionUnit(code=code, number=number, name=AU_NAMES[number], side=_side(prefix))
+
+
+def parse_aus(text: str) -> tuple[list[ActionUnit], list[str]]:
+    """Action units of a sheet cell, and the free-text parts that were dropped.
+
+    Raises :class:`AUParseError` when a part with digits is not an AU or no AU is found.
+    """
+    cleaned = _REF.sub("(", str(text)).replace("(", " ").replace(")", " ")
+    units: dict[int, ActionUnit] = {}
+    dropped = []
+    for part in _SEPARATORS.split(cleaned):
+        part = part.strip()
+        if not part:
+            continue
+        if not any(ch.isdigit() for ch in part):
+            dropped.append(part)
+            continue
+        unit = parse_token(part)
+        units.setdefault(unit.number, unit)
+    if not units:
+        raise AUParseError(f"no action unit in {str(text).strip()!r}")
+    return list(units.values()), dropped

@@ -1,0 +1,167 @@
+"""``me-vqa convert``: a database's label sheet and frame folders -> clips.jsonl + qa.jsonl.
+
+Writes ``OUT/clips.jsonl`` (one row per clip, frame paths relative to ``--frames``) and
+``OUT/qa.jsonl`` (the MEGC2025 organisers' schema and phrasing). With ``--qa-from`` the
+questions are the official file's own rows for this database, joined to the clips found
+here; rows whose clip is missing are reported by id. Every input is checked before anything
+is written.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+
+from data_builders.clips import Clip, Options, Report
+from data_builders.qa import join_official, qa_rows
+from vqa.cli import command_parser
+from vqa.errors import UserError
+from vqa.jsonl import read_jsonl, write_jsonl
+
+READERS = {
+    "casme2": "data_builders.casme2",
+    "samm": "data_builders.samm",
+    "smic": "data_builders.smic",
+    "casme3": "data_builders.casme3",
+}
+SHOWN_PER_KIND = 3
+
+
+def build_parser():
+    parser = command_parser("convert")
+    parser.add_argument(
+        "database", choices=list(READERS), help="which database the labels and frames are"
+    )
+    parser.add_argument("--labels", type=Path, help="label sheet (.xlsx/.xls/.csv); not for smic")
+    parser.add_argument(
+        "--frames", type=Path, required=True, help="folder of the clip frame folders"
+    )
+    parser.add_argument(
+        "--out", type=Path, required=True, help="output folder for clips.jsonl and qa.jsonl"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the yes/no AU draws")
+    parser.add_argument("--keep-others", action="store_true", help="keep clips labelled others")
+    parser.add_argument(
+        "--keep-fear-sadness",
+        action="store_true",
+        help="keep CASME II fear and sadness clips (the challenge dropped them)",
+    )
+    parser.add_argument(
+        "--skip-bad-rows",
+        action="store_true",
+        help="drop rows with non-numeric or reversed onset/offset instead of stopping",
+    )
+    parser.add_argument(
+        "--qa-from", type=Path, help="official ME-VQA jsonl: use its rows for this database"
+    )
+    parser.add_argument(
+        "--vocab-from",
+        type=Path,
+        nargs="+",
+        default=[],
+        help="other clips.jsonl whose AUs the no-questions may also name "
+        "(the organisers drew from CASME II and SAMM together)",
+    )
+    return parser
+
+
+def check_out(out: Path) -> None:
+    """Refuse an --out that cannot become a writable folder, without creating anything."""
+    existing = out
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(
+            "cannot write the output folder here", file=out, fix="give --out a writable folder"
+        )
+
+
+def extra_vocabulary(paths: list[Path]) -> set[int]:
+    """AU numbers of the clips in other clips.jsonl files."""
+    return {
+        au["number"] for path in paths for row in read_jsonl(path) for au in row.get("aus") or []
+    }
+
+
+def official_rows(path: Path) -> list[dict]:
+    """The official jsonl, checked to be in the training schema (dataset and image_id on rows)."""
+    rows = read_jsonl(path)
+    for lineno, row in enumerate(rows, 1):
+        if "dataset" not in row or "image_id" not in row:
+            raise UserError(
+                "row has no dataset/image_id",
+                file=path,
+                row=lineno,
+                fix="--qa-from takes the training schema {id, dataset, image_id, ...}",
+            )
+    return rows
+
+
+def questions(
+    args, official: list[dict] | None, extra: set[int], clips: list[Clip], report: Report
+) -> tuple[list[dict], list[Clip]]:
+    """The qa rows (generated, or joined from the --qa-from rows) and the clips they use."""
+    if official is None:
+        return qa_rows(clips, args.seed, extra), clips
+    rows, used, missing = join_official(official, clips, args.database)
+    for row_id in missing:
+        report.warn(
+            "official row without clip", f"{row_id}: its clip is not among the converted clips"
+        )
+    if not rows:
+        raise UserError(
+            f"no row of {args.database} matches a converted clip",
+            file=args.qa_from,
+            fix="check that the file and the database agree",
+        )
+    return rows, used
+
+
+def summary(database: str, clips: list[Clip], rows: list[dict], report: Report, out: Path) -> str:
+    """What was read, kept, dropped and doubted, as printed at the end of a run."""
+    dropped = sum(report.dropped.values())
+    lines = [f"convert {database}: {report.read} clips read, {len(clips)} kept, {dropped} dropped"]
+    lines += [f"  dropped ({reason}): {n}" for reason, n in report.dropped.most_common()]
+    for kind, messages in report.warnings.items():
+        lines.append(f"  warning ({kind}): {len(messages)}")
+        lines += [f"    {m}" for m in messages[:SHOWN_PER_KIND]]
+        if len(messages) > SHOWN_PER_KIND:
+            lines.append(f"    ... and {len(messages) - SHOWN_PER_KIND} more")
+    lines.append(
+        f"wrote {out / 'clips.jsonl'} ({len(clips)} clips), {out / 'qa.jsonl'} ({len(rows)} rows)"
+    )
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    frames = args.frames.resolve()
+    if not frames.is_dir():
+        raise UserError(
+            "frames folder not found",
+            file=args.frames,
+            fix="give --frames the folder of clip frame folders",
+        )
+    if args.labels is None and args.database != "smic":
+        raise UserError(
+            f"{args.database} needs --labels", fix="give the database's label sheet with --labels"
+        )
+    check_out(args.out)
+    official = official_rows(args.qa_from) if args.qa_from else None
+    extra = extra_vocabulary(args.vocab_from)
+    options = Options(args.keep_others, args.keep_fear_sadness, args.skip_bad_rows)
+    reader = importlib.import_module(READERS[args.database])
+    clips, report = reader.read_clips(args.labels, frames, options)
+    if not clips:
+        raise UserError(
+            "no clip left to convert",
+            file=args.labels or frames,
+            fix="check the inputs and the --keep-* flags",
+        )
+    rows, clips = questions(args, official, extra, clips, report)
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_jsonl(args.out / "clips.jsonl", [clip.to_row(frames) for clip in clips])
+    write_jsonl(args.out / "qa.jsonl", rows)
+    print(summary(args.database, clips, rows, report, args.out))
+    return 0

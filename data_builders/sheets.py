@@ -1,0 +1,124 @@
+"""Label sheets (.xlsx, .xls, .csv): find the header row and read the rows under it as text.
+
+Header rows are found, not counted: the SAMM sheet has 13 preamble rows above its header
+(or none, in other exports), CASME II has blank columns, CAS(ME)^3 stores every cell as text
+and has empty extra worksheets. Every cell comes back as a stripped string; whole numbers
+stored as numbers read as ``"46"``, never ``"46.0"``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from vqa.errors import UserError
+
+SUFFIXES = (".xlsx", ".xlsm", ".xls", ".csv")
+
+
+@dataclass(frozen=True)
+class Record:
+    """One data row of a sheet: its 1-based row number as a spreadsheet shows it, and cells."""
+
+    row: int
+    cells: dict[str, str]
+
+
+def _key(text: str) -> str:
+    """Header cell -> comparison key: ``Onset Frame`` and ``OnsetFrame`` both -> ``onsetframe``."""
+    return re.sub(r"[^a-z0-9]", "", text.lower())
+
+
+def cell_text(value) -> str:
+    """A cell as text: blanks -> "", 46.0 -> "46", text stripped."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def _raw_tables(path: Path) -> list[tuple[str | None, list[list[str]]]]:
+    """(worksheet name or None, rows of text cells) for every table in the file."""
+    import pandas as pd
+
+    try:
+        if path.suffix.lower() == ".csv":
+            frames = {None: pd.read_csv(path, header=None, dtype=str, keep_default_na=False)}
+        else:
+            frames = pd.read_excel(path, sheet_name=None, header=None, dtype=object)
+    except Exception as e:  # pandas raises many types for unreadable files
+        raise UserError(
+            f"cannot read sheet ({e})",
+            file=path,
+            fix="give the database's .xlsx, .xls or .csv label sheet",
+        ) from None
+    return [
+        (name, [[cell_text(v) for v in row] for row in df.itertuples(index=False)])
+        for name, df in frames.items()
+    ]
+
+
+def _find_header(rows: list[list[str]], required: tuple[str, ...]) -> int | None:
+    keys = {_key(a) for a in required}
+    for index, row in enumerate(rows):
+        if keys <= {_key(c) for c in row}:
+            return index
+    return None
+
+
+def _column_index(header: list[str], aliases: tuple[str, ...]) -> int | None:
+    keys = [_key(c) for c in header]
+    for alias in aliases:
+        if _key(alias) in keys:
+            return keys.index(_key(alias))
+    return None
+
+
+def read_records(path: str | Path, columns: dict[str, tuple[str, ...]]) -> tuple[str, list[Record]]:
+    """Rows of the first table whose header names ``Subject`` and ``Filename``.
+
+    ``columns`` maps each field to the header spellings that may name it. Returns a label
+    for the source (``file`` or ``file[worksheet]``) and the non-blank rows under the header.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(
+            "label sheet not found", file=path, fix="give the database's label sheet with --labels"
+        )
+    if path.suffix.lower() not in SUFFIXES:
+        raise UserError(
+            f"unsupported sheet type {path.suffix!r}",
+            file=path,
+            fix=f"use one of {', '.join(SUFFIXES)}",
+        )
+    for name, rows in _raw_tables(path):
+        header_at = _find_header(rows, (columns["subject"][0], columns["filename"][0]))
+        if header_at is None:
+            continue
+        header = rows[header_at]
+        where = {field: _column_index(header, aliases) for field, aliases in columns.items()}
+        missing = [aliases[0] for field, aliases in columns.items() if where[field] is None]
+        source = path.name if name is None else f"{path.name}[{name}]"
+        if missing:
+            raise UserError(
+                f"header row has no {', '.join(missing)} column",
+                file=source,
+                row=header_at + 1,
+                fix="add the column or use the database's original sheet",
+            )
+        records = [
+            Record(
+                i + 1, {field: (row[col] if col < len(row) else "") for field, col in where.items()}
+            )
+            for i, row in enumerate(rows[header_at + 1 :], start=header_at + 1)
+            if any(row)
+        ]
+        return source, records
+    raise UserError(
+        "no header row with Subject and Filename columns",
+        file=path,
+        fix="use the database's label sheet, with its header row",
+    )

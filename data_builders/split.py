@@ -1,0 +1,142 @@
+"""``me-vqa split``: subject-independent folds over one or more clips.jsonl files.
+
+Protocols: ``loso`` (leave one subject out, one fold per subject, as in the MEGC2019
+composite protocol) and ``kfold`` (``--k`` folds of whole subjects, as DFME does; subjects are
+shuffled with ``--seed`` and dealt, largest first, to the fold with the fewest clips so folds
+stay balanced). A subject is keyed ``"<dataset>/<subject>"`` (``casme2/sub01``, ``samm/6``),
+so subjects of different databases never collide, and no subject is ever in the train and
+test part of the same fold.
+
+The output is one JSON file::
+
+    {
+      "protocol": "kfold", "k": 10, "seed": 0,
+      "clips": ["casme2/clips.jsonl", "samm/clips.jsonl"],
+      "subjects": {"casme2/sub01": 3, ...},          # clips per subject
+      "folds": [
+        {"fold": 0, "test": ["casme2/sub05", "samm/7"], "train": [...],
+         "test_clips": 28, "train_clips": 255},
+        ...
+      ]
+    }
+
+A consumer taking ``--fold N`` reads ``folds[N]`` and keeps a qa/inputs/clips row for
+testing when ``f"{row['dataset']}/{row['subject']}"`` is in ``test`` (for training when in
+``train``).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections import Counter
+from pathlib import Path
+
+from vqa.cli import command_parser
+from vqa.errors import UserError
+from vqa.jsonl import read_jsonl, write_text_atomic
+
+PROTOCOLS = ("loso", "kfold")
+
+
+def subject_key(row: dict) -> str:
+    """``<dataset>/<subject>`` of a clips, qa or inputs row."""
+    return f"{row['dataset']}/{row['subject']}"
+
+
+def natural_key(text: str) -> list:
+    """Sort key putting ``sub2`` before ``sub10``."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
+
+
+def count_subjects(paths: list[Path]) -> Counter:
+    """Clips per subject key over the clips files, checked to carry dataset and subject."""
+    counts: Counter = Counter()
+    for path in paths:
+        for lineno, row in enumerate(read_jsonl(path), 1):
+            if "dataset" not in row or "subject" not in row:
+                raise UserError(
+                    "row has no dataset/subject",
+                    file=path,
+                    row=lineno,
+                    fix="give clips.jsonl from me-vqa convert",
+                )
+            counts[subject_key(row)] += 1
+    return counts
+
+
+def loso(subjects: Counter) -> list[list[str]]:
+    """One test group per subject."""
+    return [[s] for s in sorted(subjects, key=natural_key)]
+
+
+def kfold(subjects: Counter, k: int, seed: int) -> list[list[str]]:
+    """``k`` test groups of whole subjects with near-equal clip counts; deterministic for a seed."""
+    if not 2 <= k <= len(subjects):
+        raise UserError(
+            f"--k {k} does not fit {len(subjects)} subjects",
+            fix="choose 2 <= k <= number of subjects",
+        )
+    order = sorted(subjects, key=natural_key)
+    random.Random(seed).shuffle(order)
+    order.sort(key=lambda s: -subjects[s])  # stable: equal sizes keep the shuffled order
+    groups: list[list[str]] = [[] for _ in range(k)]
+    for subject in order:
+        smallest = min(range(k), key=lambda i: (sum(subjects[s] for s in groups[i]), i))
+        groups[smallest].append(subject)
+    return [sorted(g, key=natural_key) for g in groups]
+
+
+def folds(subjects: Counter, groups: list[list[str]]) -> list[dict]:
+    everyone = sorted(subjects, key=natural_key)
+    result = []
+    for i, test in enumerate(groups):
+        held_out = set(test)
+        train = [s for s in everyone if s not in held_out]
+        result.append(
+            {
+                "fold": i,
+                "test": test,
+                "train": train,
+                "test_clips": sum(subjects[s] for s in test),
+                "train_clips": sum(subjects[s] for s in train),
+            }
+        )
+    return result
+
+
+def main(argv: list[str]) -> int:
+    parser = command_parser("split")
+    parser.add_argument(
+        "--clips",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="clips.jsonl file(s) from me-vqa convert",
+    )
+    parser.add_argument(
+        "--protocol", choices=PROTOCOLS, required=True, help="leave-one-subject-out or k-fold"
+    )
+    parser.add_argument("--k", type=int, default=10, help="number of folds for kfold")
+    parser.add_argument("--seed", type=int, default=0, help="shuffle seed for kfold")
+    parser.add_argument("--out", type=Path, required=True, help="JSON file to write the folds to")
+    args = parser.parse_args(argv)
+    subjects = count_subjects(args.clips)
+    groups = loso(subjects) if args.protocol == "loso" else kfold(subjects, args.k, args.seed)
+    plan = {
+        "protocol": args.protocol,
+        "k": len(groups),
+        "seed": args.seed if args.protocol == "kfold" else None,
+        "clips": [str(p) for p in args.clips],
+        "subjects": {s: subjects[s] for s in sorted(subjects, key=natural_key)},
+        "folds": folds(subjects, groups),
+    }
+    write_text_atomic(args.out, json.dumps(plan, indent=1, ensure_ascii=False) + "\n")
+    sizes = [f["test_clips"] for f in plan["folds"]]
+    print(
+        f"split {args.protocol}: {len(subjects)} subjects, {sum(subjects.values())} clips, "
+        f"{len(groups)} folds "
+        f"(test clips per fold {min(sizes)}..{max(sizes)}) -> {args.out}"
+    )
+    return 0

@@ -1,0 +1,123 @@
+"""Subject-independent folds: LOSO and k-fold over clips of several databases."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from vqa.cli import main
+from vqa.jsonl import write_jsonl
+
+# (dataset, subject, clips): samm "1" and casme2 "1"-like names must not collide.
+SUBJECTS = [("casme2", f"sub{i:02d}", i) for i in range(1, 8)] + [
+    ("samm", str(i), 9 - i) for i in range(1, 6)
+]
+SUBJECTS += [("smic", "1", 2)]
+
+
+@pytest.fixture
+def clips(tmp_path) -> list[Path]:
+    paths = []
+    for dataset in ("casme2", "samm", "smic"):
+        rows = [
+            {"dataset": d, "subject": s, "image_id": f"{s}_{n}"}
+            for d, s, count in SUBJECTS
+            if d == dataset
+            for n in range(count)
+        ]
+        paths.append(tmp_path / f"{dataset}.jsonl")
+        write_jsonl(paths[-1], rows)
+    return paths
+
+
+def run_split(tmp_path: Path, clips: list[Path], *args: str) -> dict:
+    out = tmp_path / "folds.json"
+    assert main(["split", "--clips", *map(str, clips), "--out", str(out), *args]) == 0
+    return json.loads(out.read_text())
+
+
+def check_independent(plan: dict) -> None:
+    everyone = set(plan["subjects"])
+    assert len(everyone) == len(SUBJECTS)
+    tested = []
+    for fold in plan["folds"]:
+        assert not set(fold["test"]) & set(fold["train"])
+        assert set(fold["test"]) | set(fold["train"]) == everyone
+        assert fold["test_clips"] + fold["train_clips"] == sum(plan["subjects"].values())
+        tested += fold["test"]
+    assert sorted(tested) == sorted(everyone)  # each subject tested exactly once
+
+
+def test_loso(tmp_path, clips, capsys):
+    plan = run_split(tmp_path, clips, "--protocol", "loso")
+    check_independent(plan)
+    assert [f["test"] for f in plan["folds"]][:3] == [
+        ["casme2/sub01"],
+        ["casme2/sub02"],
+        ["casme2/sub03"],
+    ]
+    assert {"samm/1", "smic/1"} <= set(plan["subjects"]) and plan["subjects"]["samm/1"] == 8
+    assert plan["k"] == len(SUBJECTS) and "13 subjects" in capsys.readouterr().out
+
+
+def test_kfold_is_balanced_and_deterministic(tmp_path, clips):
+    plan = run_split(tmp_path, clips, "--protocol", "kfold", "--k", "4", "--seed", "3")
+    check_independent(plan)
+    sizes = [f["test_clips"] for f in plan["folds"]]
+    assert len(sizes) == 4 and max(sizes) - min(sizes) <= max(count for *_, count in SUBJECTS)
+    assert run_split(tmp_path, clips, "--protocol", "kfold", "--k", "4", "--seed", "3") == plan
+    others = [
+        run_split(tmp_path, clips, "--protocol", "kfold", "--k", "4", "--seed", str(s))["folds"]
+        for s in range(4, 9)
+    ]
+    assert any(f != plan["folds"] for f in others)
+
+
+def test_kfold_needs_enough_subjects(tmp_path, clips, capsys):
+    assert (
+        main(
+            [
+                "split",
+                "--clips",
+                str(clips[0]),
+                "--protocol",
+                "kfold",
+                "--k",
+                "10",
+                "--out",
+                str(tmp_path / "f.json"),
+            ]
+        )
+        == 2
+    )
+    assert (
+        capsys.readouterr().err.strip()
+        == "error: --k 10 does not fit 7 subjects (choose 2 <= k <= number of subjects)"
+    )
+    assert not (tmp_path / "f.json").exists()
+
+
+def test_rows_without_subject_are_refused(tmp_path, capsys):
+    write_jsonl(
+        tmp_path / "bad.jsonl", [{"dataset": "casme2", "subject": "sub01"}, {"dataset": "casme2"}]
+    )
+    assert (
+        main(
+            [
+                "split",
+                "--clips",
+                str(tmp_path / "bad.jsonl"),
+                "--protocol",
+                "loso",
+                "--out",
+                str(tmp_path / "f.json"),
+            ]
+        )
+        == 2
+    )
+    assert capsys.readouterr().err.strip() == (
+        f"error: {tmp_path / 'bad.jsonl'}:2: row has no dataset/subject "
+        "(give clips.jsonl from me-vqa convert)"
+    )
