@@ -135,24 +135,47 @@ def _write(folder: Path, name: str, image: np.ndarray) -> str:
     return name
 
 
+class ClipFrames:
+    """Decodes each needed frame of a clip once: in colour where a picture of it is written,
+    in grey (directly, which is faster) where only flow or the face detector needs it."""
+
+    def __init__(self, frames: dict[int, Path], colour: set[int]):
+        self.frames, self.colour_numbers, self.cache = frames, colour, {}
+
+    def colour(self, number: int) -> np.ndarray:
+        if number not in self.cache:
+            self.cache[number] = read_frame(self.frames[number])
+        return self.cache[number]
+
+    def grey(self, number: int) -> np.ndarray:
+        if number in self.colour_numbers:
+            image = self.colour(number)
+            return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        return read_frame(self.frames[number], grey=True)
+
+
 def _render(job: ClipJob, frames: dict[int, Path], apex: int, params: Params, tmp: Path) -> dict:
     """Write the clip's images into ``tmp``; returns the image and video file names."""
     onset, offset = _span(job, list(frames))
-    onset_grey = read_frame(frames[onset], grey=True)
+    sampled = (
+        video_frames(list(frames), onset, offset, params.num_frames)
+        if params.mode.startswith("video")
+        else []
+    )
+    oao = oao_frames(onset, apex, offset) if params.mode.startswith("oao") else []
+    clip = ClipFrames(frames, set(sampled) | set(oao))
+    onset_grey = clip.grey(onset)
     box = crop_box(params.face_crop, onset_grey)
-    images, video = [], []
-    if params.mode.startswith("video"):
-        for i, number in enumerate(video_frames(list(frames), onset, offset, params.num_frames)):
-            image = crop_and_resize(read_frame(frames[number]), box, params.size)
-            video.append(_write(tmp, f"frame_{i:02d}_{number}.jpg", image))
-    if params.mode.startswith("oao"):
-        for role, number in zip(
-            ("onset", "apex", "offset"), oao_frames(onset, apex, offset), strict=True
-        ):
-            image = crop_and_resize(read_frame(frames[number]), box, params.size)
-            images.append(_write(tmp, f"{role}_{number}.jpg", image))
+    video = [
+        _write(tmp, f"frame_{i:02d}_{n}.jpg", crop_and_resize(clip.colour(n), box, params.size))
+        for i, n in enumerate(sampled)
+    ]
+    images = [
+        _write(tmp, f"{role}_{n}.jpg", crop_and_resize(clip.colour(n), box, params.size))
+        for role, n in zip(("onset", "apex", "offset"), oao, strict=False)
+    ]
     if "flow" in params.mode:
-        picture = _flow_image(onset_grey, read_frame(frames[apex], grey=True), box, params)
+        picture = _flow_image(onset_grey, clip.grey(apex), box, params)
         images.append(_write(tmp, "flow.png", picture))
     return {"images": images, "video": video, "face_box": box}
 

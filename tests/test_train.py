@@ -1,0 +1,233 @@
+"""``me-vqa finetune`` end to end on the tiny model (CPU): it learns, saves, reloads, resumes,
+runs on two processes, and rejects bad input with one line before writing anything."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from peft import PeftModel
+from safetensors.torch import load_file
+from train_fixtures import make_inputs
+
+from vqa import lora
+from vqa.args import parse_args
+from vqa.cli import main as cli
+from vqa.errors import UserError
+from vqa.jsonl import read_jsonl, write_jsonl
+from vqa.model import load_model, load_processor
+from vqa.train import (
+    answer_rows,
+    build_model,
+    load_data,
+    load_inputs,
+    make_trainer_class,
+    part_lrs,
+    score,
+    split_rows,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPE = REPO / "scripts" / "configs" / "tiny_cpu.yaml"
+
+
+def finetune_args(model_dir, inputs: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "--config", str(RECIPE),
+        "--model_name_or_path", str(model_dir),
+        "--train_file", str(inputs),
+        "--output_dir", str(out),
+        *extra,
+    ]  # fmt: skip
+
+
+def answers_of(model_dir, adapter: Path | None, rows: list[dict], style: str) -> list[dict]:
+    model = load_model(model_dir, dtype=torch.float32, attn_implementation="sdpa")
+    if adapter is not None:
+        model = PeftModel.from_pretrained(model, str(adapter))
+    return answer_rows(model, load_processor(adapter or model_dir), rows, style, batch_size=8)
+
+
+def test_flow_finetuning_learns_and_the_saved_adapter_answers_identically(tiny_model_dir, tmp_path):
+    inputs = make_inputs(tmp_path / "inputs", subjects=8, clips=3, mode="flow", types=[0])
+    held = split_rows(load_inputs(inputs, "train_file"), ["s06", "s07"], inputs)[1]
+    before = score(answers_of(tiny_model_dir, None, held, "plain"), held)
+    assert before.get("coarse_uf1", 0.0) < 0.2
+
+    out = tmp_path / "run"
+    argv = finetune_args(tiny_model_dir, inputs, out, "--holdout_subjects", "s06,synth/s07")
+    argv += ["--prompt_style", "plain", "--preset", "tiny", "--learning_rate", "1e-2"]
+    argv += ["--num_train_epochs", "4", "--eval_strategy", "no", "--save_strategy", "no"]
+    assert cli(["finetune", *argv]) == 0
+
+    run = json.loads((out / "run.json").read_text())
+    assert run["final_metrics"]["eval_coarse_uf1"] >= 0.6, run["final_metrics"]
+    assert run["heldout_subjects"] == ["synth/s06", "synth/s07"] and run["train_rows"] == 18
+    assert run["prompt_style"] == "plain" and run["global_step"] == 20
+    assert set(run["versions"]) >= {"me_vqa", "transformers", "peft", "torch"}
+    assert len(run["train_data_sha256"]) == 64
+    for name in ("adapter_config.json", "adapter_model.safetensors", "processor_config.json",
+                 "chat_template.jinja", "config.yaml", "loss.png"):  # fmt: skip
+        assert (out / name).is_file(), name
+    assert list(out.glob("runs/*/events.out.tfevents.*")), "tensorboard logs"
+    again = parse_args(["--config", str(out / "config.yaml")])  # the resolved config is a recipe
+    assert (again.lora.preset, again.data.holdout_subjects) == ("tiny", "s06,synth/s07")
+    saved = load_file(out / "adapter_model.safetensors")
+    assert any("merger" in k and "lora" not in k for k in saved)  # modules_to_save weights
+
+    at_end = read_jsonl(out / "eval_answers.jsonl")
+    assert [r["id"] for r in at_end] == [r["id"] for r in held]
+    assert answers_of(tiny_model_dir, out, held, run["prompt_style"]) == at_end
+
+
+def _step_losses(out: Path) -> dict[int, float]:
+    state = json.loads(next(out.glob("checkpoint-6/trainer_state.json")).read_text())
+    return {h["step"]: h["loss"] for h in state["log_history"] if "loss" in h}
+
+
+def test_resuming_a_mid_run_checkpoint_ends_like_an_uninterrupted_run(tiny_model_dir, tmp_path):
+    inputs = make_inputs(tmp_path / "inputs", subjects=2, clips=3, mode="oao", types=[0, 1])
+    common = ["--max_steps", "6", "--per_device_train_batch_size", "2", "--logging_steps", "1"]
+    common += ["--eval_strategy", "no", "--save_strategy", "steps", "--save_steps", "3"]
+    common += ["--lora_dropout", "0.1"]  # dropout makes the RNG state part of what must resume
+    full, resumed = tmp_path / "full", tmp_path / "resumed"
+    assert cli(["finetune", *finetune_args(tiny_model_dir, inputs, full, *common)]) == 0
+    resume = ["--resume_from_checkpoint", str(full / "checkpoint-3")]
+    assert cli(["finetune", *finetune_args(tiny_model_dir, inputs, resumed, *common, *resume)]) == 0
+
+    assert not (resumed / "checkpoint-3").exists()  # it started at step 3, not from scratch
+    a, b = (json.loads((d / "run.json").read_text()) for d in (full, resumed))
+    assert a["global_step"] == b["global_step"] == 6
+    losses_a, losses_b = _step_losses(full), _step_losses(resumed)
+    assert losses_b[6] == pytest.approx(losses_a[6], rel=1e-5)
+    weights_a, weights_b = (load_file(d / "adapter_model.safetensors") for d in (full, resumed))
+    assert all(torch.allclose(weights_a[k], weights_b[k], atol=1e-6) for k in weights_a)
+
+
+def test_two_process_cpu_run_trains_with_gloo_and_rank0_writes(tiny_model_dir, tmp_path):
+    inputs = make_inputs(tmp_path / "inputs", subjects=3, clips=2, mode="flow", types=[0, 1])
+    out = tmp_path / "run"
+    argv = finetune_args(
+        tiny_model_dir, inputs, out, "--holdout_subjects", "s02", "--max_steps", "2"
+    )
+    argv += ["--eval_strategy", "no", "--save_strategy", "no"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    launch += ["--rdzv_backend", "c10d", "--rdzv_endpoint", "localhost:0", "--nnodes", "1"]
+    result = subprocess.run(
+        [*launch, str(REPO / "scripts" / "finetune.py"), *argv],
+        env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("saved adapter to") == 1  # only rank 0 reports and writes
+    assert result.stdout.count("trainable parameters:") == 1
+    run = json.loads((out / "run.json").read_text())
+    assert run["world_size"] == 2 and run["distributed_backend"] == "gloo"
+    assert not list(out.glob(".*.tmp"))
+    held = split_rows(load_inputs(inputs, "train_file"), ["s02"], inputs)[1]
+    assert answers_of(tiny_model_dir, out, held, "guided") == read_jsonl(out / "eval_answers.jsonl")
+
+
+def _bad_inputs(root: Path, problem: str) -> Path:
+    inputs = make_inputs(root, subjects=2, clips=2, mode="flow", types=[0])
+    rows = read_jsonl(inputs)
+    if problem == "missing image":
+        rows[2]["images"] = ["nowhere/flow.png"]
+    write_jsonl(inputs, [] if problem == "empty" else rows)
+    return inputs
+
+
+@pytest.mark.parametrize(
+    ("problem", "extra", "message"),
+    [
+        ("none", ["--preset", "everything"], "unknown LoRA preset 'everything'"),
+        ("none", ["--holdout_subjects", "s09"], "held-out subject 's09' does not exist"),
+        (
+            "none",
+            ["--max_length", "16", "--holdout_subjects", "s01"],
+            "needs \\d+ tokens but max_length is 16; .*--max_length \\d+",
+        ),
+        ("missing image", [], "inputs.jsonl:3: visual file 'nowhere/flow.png' is missing"),
+        ("empty", [], "inputs.jsonl: file is empty"),
+        ("none", ["--no_such_flag", "1"], "unknown option '--no_such_flag'"),
+        ("none", ["--holdout_subjects", ""], "eval_strategy is 'epoch' but nothing is held out"),
+    ],
+)
+def test_bad_input_is_one_line_and_writes_nothing(
+    tiny_model_dir, tmp_path, capsys, problem, extra, message
+):
+    inputs = _bad_inputs(tmp_path / "inputs", problem)
+    out = tmp_path / "run"
+    assert cli(["finetune", *finetune_args(tiny_model_dir, inputs, out, *extra)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ")
+    assert re.search(message, err[0]), err[0]
+    assert not out.exists()
+
+
+def test_missing_inputs_and_unknown_config_key(tiny_model_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli(["finetune", *finetune_args(tiny_model_dir, tmp_path / "none.jsonl", out)]) == 2
+    assert "none.jsonl: file not found" in capsys.readouterr().err
+    config = tmp_path / "recipe.yaml"
+    config.write_text("preset: baseline\nlearning_rat: 0.1\n")
+    assert cli(["finetune", "--config", str(config), "--output_dir", str(out)]) == 2
+    assert "recipe.yaml: unknown config key 'learning_rat'" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_crossval_runs_every_subject_once_and_pools_the_answers(tiny_model_dir, tmp_path, capsys):
+    inputs = make_inputs(tmp_path / "inputs", subjects=3, clips=2, mode="flow", types=[0])
+    out = tmp_path / "cv"
+    argv = finetune_args(tiny_model_dir, inputs, out, "--max_steps", "2", "--eval_strategy", "no")
+    argv += ["--save_strategy", "no", "--protocol", "loso"]
+    assert cli(["crossval", *argv]) == 0
+    result = json.loads((out / "crossval.json").read_text())
+    assert [f["subjects"] for f in result["folds"]] == [["synth/s00"], ["synth/s01"], ["synth/s02"]]
+    assert result["answers"] == 6 and result["pooled"]["coarse"]["n"] == 6
+    pooled = [a for d in sorted(out.glob("fold_*")) for a in read_jsonl(d / "eval_answers.jsonl")]
+    assert (
+        score(pooled, load_inputs(inputs, "train_file"))["coarse_uf1"]
+        == result["pooled"]["coarse"]["uf1"]
+    )
+    capsys.readouterr()
+    assert cli(["crossval", *argv]) == 0  # resumable: finished folds are skipped
+    assert capsys.readouterr().out.count("done already, skipped") == 3
+
+
+def test_fold_of_a_split_file_holds_out_its_test_subjects(tmp_path):
+    inputs = make_inputs(tmp_path / "inputs", subjects=3, clips=1, mode="flow", types=[0])
+    folds = tmp_path / "folds.json"
+    plan = [{"fold": 0, "test": ["synth/s01"], "train": ["synth/s00", "synth/s02"]}]
+    folds.write_text(json.dumps({"protocol": "loso", "folds": plan}))
+    argv = ["--train_file", str(inputs), "--output_dir", str(tmp_path / "o"), "--folds", str(folds)]
+    train, held = load_data(parse_args([*argv, "--fold", "0"]))
+    assert {r["subject"] for r in held} == {"s01"} and {r["subject"] for r in train} == {
+        "s00",
+        "s02",
+    }
+    with pytest.raises(UserError, match="fold 3 does not exist"):
+        load_data(parse_args([*argv, "--fold", "3"]))
+
+
+def test_trainer_optimizer_uses_a_learning_rate_per_part(tiny_model_dir, tmp_path):
+    inputs = make_inputs(tmp_path / "inputs", subjects=1, clips=1, mode="flow", types=[0])
+    argv = finetune_args(tiny_model_dir, inputs, tmp_path / "o", "--eval_strategy", "no")
+    args = parse_args([*argv, "--vision_lr", "1e-5", "--merger_lr", "2e-5", "--llm_lr", "3e-5"])
+    model = build_model(args)
+    trainer = make_trainer_class()(
+        model=model, args=args.training, part_lrs=part_lrs(args), eval_rows=[], style="plain",
+        gen_batch_size=1,
+    )  # fmt: skip
+    optimizer = trainer.create_optimizer()
+    sizes: dict[float, int] = {}
+    for group in optimizer.param_groups:
+        sizes[group["lr"]] = sizes.get(group["lr"], 0) + sum(p.numel() for p in group["params"])
+    counts = lora.trainable_counts(model)
+    assert sizes == {1e-5: counts["vision"], 2e-5: counts["merger"], 3e-5: counts["llm"]}

@@ -1,0 +1,109 @@
+"""``me-vqa crossval``: fine-tune once per fold and pool the held-out answers of all folds.
+
+``--protocol loso`` makes one fold per subject of the training inputs; ``--folds FILE`` uses
+the folds written by ``me-vqa split`` (LOSO or k-fold). Every fold is an ordinary
+``me-vqa finetune`` run into ``<output_dir>/fold_NN``; a fold whose run.json exists is skipped
+and one with checkpoints resumes from its last, so an interrupted study picks up where it
+stopped. UF1 and UAR are computed once over the pooled answers of all folds, the way
+micro-expression papers report LOSO results, and written to ``<output_dir>/crossval.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from vqa.args import Arguments, parse_args, with_overrides
+from vqa.errors import UserError
+from vqa.jsonl import read_jsonl, write_text_atomic
+
+DESCRIPTION = (
+    "Run me-vqa finetune over every fold (leave-one-subject-out or a me-vqa split file) and "
+    "write pooled UF1/UAR. Takes every finetune option plus --protocol/--folds."
+)
+
+
+def fold_plan(rows: list[dict], protocol: str, folds_file: str | None) -> list[list[str]]:
+    """Held-out subjects (``dataset/subject``) of each fold."""
+    from vqa.train import read_folds, subject_of
+
+    if folds_file:
+        return read_folds(folds_file)
+    if protocol != "loso":
+        raise UserError(
+            f"protocol {protocol!r} needs --folds",
+            fix="write folds with me-vqa split --protocol kfold",
+        )
+    return [[s] for s in sorted({subject_of(r) for r in rows})]
+
+
+def fold_args(args: Arguments, index: int, subjects: list[str]) -> Arguments:
+    """The finetune arguments of one fold (its own output folder; resumes its last checkpoint)."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    out = Path(args.training.output_dir) / f"fold_{index:02d}"
+    last = get_last_checkpoint(str(out)) if out.is_dir() else None
+    return with_overrides(
+        args,
+        output_dir=str(out),
+        holdout_subjects=",".join(subjects),
+        fold=None,
+        folds=None,
+        eval_max_rows=None,
+        resume_from_checkpoint=last,
+    )
+
+
+def pooled(args: Arguments, plan: list[list[str]], truth: list[dict]) -> dict:
+    """Scores of the pooled held-out answers of all folds, plus each fold's own."""
+    from vqa.score import score_rows
+    from vqa.train import qa_row
+
+    folds, answers = [], []
+    for index, subjects in enumerate(plan):
+        out = Path(args.training.output_dir) / f"fold_{index:02d}"
+        run = json.loads((out / "run.json").read_text("utf-8"))
+        folds.append({"fold": index, "subjects": subjects, "metrics": run["final_metrics"]})
+        answers += read_jsonl(out / "eval_answers.jsonl")
+    metrics = score_rows(answers, [qa_row(r) for r in truth])
+    return {"folds": folds, "pooled": metrics["overall"], "answers": len(answers)}
+
+
+def main(argv: list[str]) -> int:
+    from vqa.train import load_inputs, run, subject_of
+
+    args = parse_args(argv, "me-vqa crossval", DESCRIPTION, extra=_add_protocol)
+    protocol = args.extras["protocol"]
+    if not args.training.output_dir:
+        raise UserError("no output_dir given", fix="pass --output_dir for the folds")
+    rows = load_inputs(args.data.train_file, "train_file")
+    plan = fold_plan(rows, protocol, args.data.folds)
+    Path(args.training.output_dir).mkdir(parents=True, exist_ok=True)
+    for index, subjects in enumerate(plan):
+        if (Path(args.training.output_dir) / f"fold_{index:02d}" / "run.json").is_file():
+            print(f"fold {index}: done already, skipped")
+            continue
+        print(f"fold {index + 1}/{len(plan)}: held-out {', '.join(subjects)}", flush=True)
+        run(fold_args(args, index, subjects))
+    if args.training.process_index != 0:
+        return 0
+    held = {s for subjects in plan for s in subjects}
+    truth = [r for r in rows if subject_of(r) in held]
+    result = {"protocol": protocol, **pooled(args, plan, truth)}
+    write_text_atomic(
+        Path(args.training.output_dir) / "crossval.json", json.dumps(result, indent=2) + "\n"
+    )
+    for level in ("coarse", "fine"):
+        m = result["pooled"].get(level) or {}
+        if m.get("uf1") is not None:
+            print(f"pooled {level}: UF1 {m['uf1']:.4f}  UAR {m['uar']:.4f}")
+    return 0
+
+
+def _add_protocol(parser) -> None:
+    parser.add_argument(
+        "--protocol",
+        default="loso",
+        choices=("loso", "kfold"),
+        help="loso: one fold per subject of train_file; kfold: the folds of --folds (me-vqa split)",
+    )

@@ -1,0 +1,101 @@
+"""``me-vqa merge``: fold a LoRA adapter into its base model and save a plain full model.
+
+The result loads with ``Qwen2_5_VLForConditionalGeneration.from_pretrained`` alone (no peft)
+and carries the adapter's processor. It is written into a temporary sibling folder and renamed
+into place, so an interrupted merge never leaves a folder that looks complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from vqa.cli import command_parser
+from vqa.errors import UserError
+from vqa.jsonl import write_text_atomic
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def adapter_base(adapter: Path) -> str:
+    """The base model named in an adapter folder (refused without adapter_config.json)."""
+    config = adapter / "adapter_config.json"
+    if not config.is_file():
+        raise UserError(
+            "not a LoRA adapter folder (no adapter_config.json)",
+            file=adapter,
+            fix="give the output_dir of me-vqa finetune",
+        )
+    try:
+        base = json.loads(config.read_text("utf-8")).get("base_model_name_or_path")
+    except json.JSONDecodeError as e:
+        raise UserError(f"adapter_config.json is not valid JSON ({e.msg})", file=config) from None
+    if not base:
+        raise UserError("adapter_config.json names no base model", file=config, fix="pass --model")
+    return base
+
+
+def trained_dtype(adapter: Path) -> str:
+    """The dtype the adapter was trained in (run.json), float32 when unknown."""
+    run = adapter / "run.json"
+    dtype = json.loads(run.read_text("utf-8")).get("dtype") if run.is_file() else None
+    return dtype if dtype in DTYPES else "float32"
+
+
+def merge(adapter: Path, out: Path, base: str | None = None, dtype: str = "auto") -> Path:
+    """Merge ``adapter`` into ``base`` (default: its own base) in float32, save as ``dtype``."""
+    from peft import PeftModel
+
+    from vqa.model import load_model, load_processor
+
+    named = adapter_base(adapter)  # validates the folder even when base is given
+    base = base or named
+    if out.exists() and any(out.iterdir()):
+        raise UserError("output folder is not empty", file=out, fix="choose a new folder")
+    if not out.parent.is_dir():
+        raise UserError("parent folder does not exist", file=out.parent, fix="create it first")
+    save_dtype = DTYPES[trained_dtype(adapter) if dtype == "auto" else dtype]
+    model = load_model(base, dtype=torch.float32, attn_implementation="sdpa")
+    merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    has_processor = (adapter / "processor_config.json").is_file()
+    processor = load_processor(adapter if has_processor else base)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        merged.to(save_dtype).save_pretrained(scratch, safe_serialization=True)
+        processor.save_pretrained(scratch)
+        record = {
+            "adapter": str(adapter.resolve()),
+            "base_model": base,
+            "dtype": str(save_dtype)[6:],
+        }
+        write_text_atomic(scratch / "merge.json", json.dumps(record, indent=2) + "\n")
+        if out.exists():
+            out.rmdir()
+        os.rename(scratch, out)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return out
+
+
+def main(argv: list[str]) -> int:
+    parser = command_parser("merge")
+    parser.add_argument(
+        "--adapter", type=Path, required=True, help="adapter folder from me-vqa finetune"
+    )
+    parser.add_argument("--out", type=Path, required=True, help="new folder for the merged model")
+    parser.add_argument("--model", help="base model; left out: the one in adapter_config.json")
+    parser.add_argument(
+        "--dtype",
+        choices=("auto", *DTYPES),
+        default="auto",
+        help="dtype of the saved weights; auto = the training dtype in run.json",
+    )
+    args = parser.parse_args(argv)
+    out = merge(args.adapter, args.out, args.model, args.dtype)
+    print(f"merged model saved to {out}")
+    return 0

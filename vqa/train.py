@@ -1,0 +1,497 @@
+"""``me-vqa finetune``: LoRA fine-tuning of Qwen2.5-VL on inputs.jsonl with the HF Trainer.
+
+Runs the same under ``python``, ``torchrun`` and ``accelerate launch`` (one GPU, DDP,
+DeepSpeed): the Trainer owns devices, precision, checkpointing and distribution; this module
+adds the data split, the LoRA preset, per-part learning rates and an evaluation that answers
+the held-out questions by greedy generation and scores them with the package's scorer.
+The output folder holds the adapter, the processor, ``config.yaml``, ``run.json``, the loss
+curve, tensorboard logs and the held-out answers of the final model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+import torch
+import yaml
+from tqdm.auto import tqdm
+
+from vqa import __version__, lora
+from vqa.args import Arguments, parse_args
+from vqa.errors import UserError
+from vqa.jsonl import atomic_path, read_jsonl, write_jsonl, write_text_atomic
+from vqa.prompts import PROMPT_STYLES, build_messages, max_new_tokens, resolve_visual
+
+DESCRIPTION = (
+    "LoRA fine-tune Qwen2.5-VL on inputs.jsonl. Arguments come from --config YAML (any field "
+    "below) and are overridden by flags. Launch with python, torchrun or accelerate launch."
+)
+# Keys of an inputs.jsonl row that are model inputs, not part of the qa row.
+INPUT_KEYS = ("mode", "images", "video", "apex_estimated", "flow_legend", "inputs_dir")
+# Loaded rows remember the folder their visual paths are relative to.
+BASE_KEY = "inputs_dir"
+
+
+# ---------------------------------------------------------------- data
+
+
+def subject_of(row: dict) -> str:
+    return f"{row.get('dataset')}/{row.get('subject')}"
+
+
+def visuals(row: dict) -> list[str]:
+    return list(row.get("images") or []) + list(row.get("video") or [])
+
+
+def check_rows(rows: list[dict], inputs_dir: Path, file: Path) -> None:
+    """Every row has a question, a non-empty answer and visual files that exist."""
+    for lineno, row in enumerate(tqdm(rows, desc="check inputs", disable=len(rows) < 2000), 1):
+        for key in ("question", "answer"):
+            if not isinstance(row.get(key), str) or not row[key].strip():
+                raise UserError(
+                    f"row has no {key}", file=file, row=lineno, fix="train on rows with answers"
+                )
+        refs = visuals(row)
+        if not refs:
+            raise UserError(
+                "row has no images or video", file=file, row=lineno, fix="rebuild with build-inputs"
+            )
+        for rel in refs:
+            if not resolve_visual(inputs_dir, rel, file=file, row=lineno).is_file():
+                raise UserError(
+                    f"visual file {rel!r} is missing", file=file, row=lineno, fix="rebuild inputs"
+                )
+
+
+def load_inputs(path: str | Path | None, what: str) -> list[dict]:
+    if not path:
+        raise UserError(f"no {what} given", fix=f"set {what} in the config or pass --{what}")
+    path = Path(path)
+    rows = read_jsonl(path)
+    check_rows(rows, path.parent, path)
+    base = str(path.parent.resolve())
+    return [{**row, BASE_KEY: base} for row in rows]
+
+
+def read_folds(path: str | Path) -> list[list[str]]:
+    """Held-out subjects of each fold of a ``me-vqa split`` file (``folds[N]["test"]``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError("folds file not found", file=path, fix="write it with me-vqa split")
+    try:
+        folds = json.loads(path.read_text("utf-8"))["folds"]
+        return [list(fold["test"]) for fold in folds]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise UserError("not a folds file", file=path, fix="write it with me-vqa split") from None
+
+
+def holdout_from_folds(folds_file: str | None, fold: int) -> list[str]:
+    """The held-out subjects of fold ``fold``."""
+    if not folds_file:
+        raise UserError("--fold needs --folds", fix="pass the folds file written by me-vqa split")
+    folds = read_folds(folds_file)
+    if not 0 <= fold < len(folds):
+        raise UserError(
+            f"fold {fold} does not exist", file=folds_file, fix=f"use 0..{len(folds) - 1}"
+        )
+    return folds[fold]
+
+
+def split_rows(rows: list[dict], holdout: list[str], file: Path) -> tuple[list[dict], list[dict]]:
+    """Rows of the held-out subjects (``dataset/subject`` or bare ``subject``) vs the rest."""
+    subjects = {subject_of(r) for r in rows}
+    bare = {s.split("/", 1)[1] for s in subjects}
+    for name in holdout:
+        if name not in subjects and name not in bare:
+            raise UserError(
+                f"held-out subject {name!r} does not exist",
+                file=file,
+                fix="use one of "
+                + ", ".join(sorted(subjects)[:8])
+                + (" ..." if len(subjects) > 8 else ""),
+            )
+    wanted = set(holdout)
+
+    def held_out(row: dict) -> bool:
+        return subject_of(row) in wanted or str(row.get("subject")) in wanted
+
+    held = [r for r in rows if held_out(r)]
+    train = [r for r in rows if not held_out(r)]
+    if not train:
+        raise UserError("every subject is held out; nothing left to train on", file=file)
+    return train, held
+
+
+def load_data(args: Arguments) -> tuple[list[dict], list[dict]]:
+    """Training and held-out rows, split by subject (never by clip)."""
+    data = args.data
+    if data.prompt_style not in PROMPT_STYLES:
+        raise UserError(
+            f"unknown prompt style {data.prompt_style!r}",
+            fix=f"use one of {', '.join(PROMPT_STYLES)}",
+        )
+    rows = load_inputs(data.train_file, "train_file")
+    holdout = [s.strip() for s in (data.holdout_subjects or "").split(",") if s.strip()]
+    if data.fold is not None:
+        holdout += holdout_from_folds(data.folds, data.fold)
+    train, held = split_rows(rows, holdout, Path(data.train_file)) if holdout else (rows, [])
+    if data.eval_file:
+        held += load_inputs(data.eval_file, "eval_file")
+    return train, held
+
+
+def as_dataset(rows: list[dict]):
+    """A ``datasets.Dataset`` with the union of the rows' keys (absent ones None)."""
+    from datasets import Dataset
+
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    return Dataset.from_list([{k: r.get(k) for k in keys} for r in rows])
+
+
+def data_hash(rows: list[dict]) -> str:
+    """sha256 over the training rows and the bytes of every visual file they use."""
+    digest = hashlib.sha256()
+    for row in rows:
+        digest.update(json.dumps(qa_row(row) | {"visuals": visuals(row)}, sort_keys=True).encode())
+    files = sorted({(r[BASE_KEY], rel) for r in rows for rel in visuals(r)})
+    for base, rel in tqdm(files, desc="hash inputs", disable=len(files) < 2000):
+        digest.update(rel.encode() + (Path(base) / rel).read_bytes())
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+def qa_row(row: dict) -> dict:
+    """The qa row inside an inputs row (visual keys dropped)."""
+    return {k: v for k, v in row.items() if k not in INPUT_KEYS and v is not None}
+
+
+def answer_rows(model, processor, rows: list[dict], style: str, batch_size: int) -> list[dict]:
+    """Greedy answers for loaded ``rows`` as qa rows with ``answer`` replaced (order kept)."""
+    from vqa.model import generate
+
+    conversations = [build_messages(r, Path(r[BASE_KEY]), style) for r in rows]
+    budgets = [max_new_tokens(r["question"]) for r in rows]
+    answers = generate(
+        model, processor, conversations, max_new_tokens=budgets, batch_size=batch_size
+    )
+    return [{**qa_row(r), "answer": a} for r, a in zip(rows, answers, strict=True)]
+
+
+def score(predictions: list[dict], truth: list[dict]) -> dict[str, float]:
+    """Flat metrics from the package's scorer: coarse/fine UF1 and UAR (missing ones skipped)."""
+    from vqa.score import score_rows
+
+    metrics = score_rows(predictions, [qa_row(r) for r in truth])["overall"]
+    flat = {}
+    for level in ("coarse", "fine"):
+        for name in ("uf1", "uar"):
+            value = (metrics.get(level) or {}).get(name)
+            if value is not None:
+                flat[f"{level}_{name}"] = float(value)
+    return flat
+
+
+def make_trainer_class():
+    """The Trainer subclass (built lazily so importing this module stays light)."""
+    from transformers import Trainer
+
+    class VqaTrainer(Trainer):
+        """Per-part learning rates, and evaluation by answering and scoring held-out rows."""
+
+        def __init__(self, *a, part_lrs, eval_rows, style, gen_batch_size, **kw):
+            super().__init__(*a, **kw)
+            self.part_lrs, self.eval_rows = part_lrs, eval_rows
+            self.style, self.gen_batch_size = style, gen_batch_size
+            self.last_answers: list[dict] = []
+
+        def create_optimizer(self, model=None):
+            model = self.model if model is None else model
+            if self.optimizer is None:
+                decay = set(self.get_decay_parameter_names(model))
+                groups = lora.param_groups(model, self.part_lrs, self.args.weight_decay, decay)
+                cls, kwargs = self.get_optimizer_cls_and_kwargs(self.args, model)
+                self.optimizer = cls(groups, **kwargs)
+            return self.optimizer
+
+        def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
+            metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+            if self.eval_rows:
+                self.last_answers = answer_rows(
+                    self.model,
+                    self.processing_class,
+                    self.eval_rows,
+                    self.style,
+                    self.gen_batch_size,
+                )
+                scores = {
+                    f"{metric_key_prefix}_{k}": v
+                    for k, v in score(self.last_answers, self.eval_rows).items()
+                }
+                self.log(scores)
+                metrics.update(scores)
+            return metrics
+
+    return VqaTrainer
+
+
+# ---------------------------------------------------------------- model
+
+
+def resolve_precision(args: Arguments) -> tuple[torch.dtype, str]:
+    """The model dtype and attention kernel; ``auto`` picks bf16 + flash-attn where possible."""
+    from vqa.model import pick_attention, pick_dtype
+
+    names = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+    if args.model.dtype != "auto" and args.model.dtype not in names:
+        raise UserError(
+            f"unknown dtype {args.model.dtype!r}", fix="use auto, bfloat16, float16 or float32"
+        )
+    dtype = pick_dtype() if args.model.dtype == "auto" else names[args.model.dtype]
+    if args.model.dtype == "auto" and dtype == torch.bfloat16 and not args.training.fp16:
+        args.training.bf16 = True
+    attn = (
+        pick_attention()
+        if args.model.attn_implementation == "auto"
+        else args.model.attn_implementation
+    )
+    return dtype, attn
+
+
+def build_model(args: Arguments):
+    """Base model with the LoRA preset applied, ready for (checkpointed) training."""
+    from peft import get_peft_model
+    from transformers.integrations import is_deepspeed_zero3_enabled
+
+    from vqa.model import load_model
+
+    config = lora.lora_config(
+        args.lora.preset, args.lora.lora_r, args.lora.lora_alpha, args.lora.lora_dropout
+    )
+    dtype, attn = resolve_precision(args)
+    device_map = None
+    if torch.cuda.is_available() and not is_deepspeed_zero3_enabled():
+        device_map = {"": args.training.device}  # each rank loads onto its own GPU
+    model = load_model(
+        args.model.model_name_or_path, dtype=dtype, attn_implementation=attn, device_map=device_map
+    )
+    if args.training.activation_checkpointing:
+        model.enable_input_require_grads()  # LoRA on the vision tower needs grads at its input
+    return get_peft_model(model, config)
+
+
+def part_lrs(args: Arguments) -> dict[str, float]:
+    base = args.training.learning_rate
+    a = args.lora
+    return {
+        "vision": a.vision_lr or base,
+        "merger": a.merger_lr or base,
+        "llm": a.llm_lr or base,
+        "other": base,
+    }
+
+
+# ---------------------------------------------------------------- outputs
+
+
+def _is_score(key: str, value) -> bool:
+    """Metrics worth keeping: losses and scores, not timings."""
+    timing = "runtime" in key or "per_second" in key or key == "epoch"
+    return isinstance(value, (int, float)) and not timing
+
+
+def dist_backend() -> str | None:
+    """torch.distributed's backend (gloo on CPU, nccl on GPUs), None when not distributed."""
+    dist = torch.distributed
+    return dist.get_backend() if dist.is_available() and dist.is_initialized() else None
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
+
+
+def versions() -> dict[str, str]:
+    import accelerate
+    import peft
+    import transformers
+
+    return {
+        "me_vqa": __version__,
+        "transformers": transformers.__version__,
+        "peft": peft.__version__,
+        "torch": torch.__version__,
+        "accelerate": accelerate.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def plot_loss(log_history: list[dict], path: Path) -> None:
+    """Training (and evaluation) loss against step, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key, label in (("loss", "train"), ("eval_loss", "held-out")):
+        points = [(h["step"], h[key]) for h in log_history if key in h]
+        if points:
+            ax.plot(
+                *zip(*points, strict=True), marker="o" if key == "eval_loss" else None, label=label
+            )
+    ax.set(xlabel="step", ylabel="loss", title="fine-tuning loss")
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+def write_outputs(trainer, args: Arguments, info: dict, answers: list[dict]) -> None:
+    """Adapter, processor, config, run.json, loss curve, held-out answers (rank 0 only)."""
+    out = Path(args.training.output_dir)
+    trainer.save_model(str(out))  # peft save_pretrained: adapter + modules_to_save weights
+    if not trainer.is_world_process_zero():
+        return
+    trainer.processing_class.save_pretrained(str(out))
+    write_text_atomic(out / "config.yaml", yaml.safe_dump(args.resolved(), sort_keys=False))
+    write_text_atomic(out / "run.json", json.dumps(info, indent=2) + "\n")
+    plot_loss(trainer.state.log_history, out / "loss.png")
+    if answers:
+        write_jsonl(out / "eval_answers.jsonl", answers)
+
+
+# ---------------------------------------------------------------- run
+
+
+def prepare(training) -> None:
+    """TrainingArguments settings this pipeline relies on."""
+    if not training.output_dir:
+        raise UserError(
+            "no output_dir given", fix="set output_dir in the config or pass --output_dir"
+        )
+    training.remove_unused_columns = False  # the collator needs the raw rows
+    if training.activation_checkpointing:  # re-entrant checkpointing starves vision LoRA of grads
+        kwargs = dict(training.activation_checkpointing_kwargs or {})
+        training.activation_checkpointing_kwargs = {**kwargs, "use_reentrant": False}
+    if training.resume_from_checkpoint in ("true", "True", "last"):
+        training.resume_from_checkpoint = True  # the last checkpoint in output_dir
+
+
+def preflight(collator, rows: list[dict]) -> None:
+    """Collate the longest sample of each visual layout so that a too-small max_length or a
+    broken picture fails before training starts (and before anything is written)."""
+    layouts: dict[tuple, list[dict]] = {}
+    for row in rows:
+        layouts.setdefault((len(row.get("images") or []), len(row.get("video") or [])), []).append(
+            row
+        )
+    for group in layouts.values():
+        collator([max(group, key=lambda r: len(r["question"]) + len(r["answer"]))])
+
+
+def run_info(args: Arguments, trainer, train_rows: list[dict], eval_rows: list[dict]) -> dict:
+    """run.json without the training outcome: versions, data, model and LoRA settings."""
+    p = lora.preset(args.lora.preset)
+    return {
+        "versions": versions(),
+        "git_commit": git_commit(),
+        "base_model": args.model.model_name_or_path,
+        "preset": args.lora.preset,
+        "target_modules": lora.target_regex(p),
+        "modules_to_save": lora.modules_to_save(p),
+        "prompt_style": args.data.prompt_style,
+        "dtype": str(trainer.model.dtype).removeprefix("torch."),
+        "attn_implementation": trainer.model.config._attn_implementation,
+        "world_size": args.training.world_size,
+        "distributed_backend": dist_backend(),
+        "train_file": str(Path(args.data.train_file).resolve()),
+        "train_rows": len(train_rows),
+        "eval_rows": len(eval_rows),
+        "heldout_subjects": sorted({subject_of(r) for r in eval_rows}),
+        "train_data_sha256": data_hash(train_rows),
+        "trainable_parameters": lora.trainable_counts(trainer.model),
+        "config": str(args.config) if args.config else None,
+    }
+
+
+def run(args: Arguments) -> dict:
+    """Train, evaluate and save one run; returns run.json's content."""
+    from transformers import set_seed
+
+    from vqa.collator import TrainCollator
+    from vqa.model import load_processor
+
+    prepare(args.training)
+    lora.preset(args.lora.preset)
+    train_rows, eval_rows = load_data(args)
+    eval_rows = eval_rows[: args.data.eval_max_rows]  # None keeps all
+    if not eval_rows and args.training.eval_strategy != "no":
+        raise UserError(
+            f"eval_strategy is {args.training.eval_strategy.value!r} but nothing is held out",
+            fix="pass --holdout_subjects, --fold or --eval_file, or --eval_strategy no",
+        )
+    model_args = args.model
+    processor = load_processor(
+        model_args.model_name_or_path,
+        min_pixels=model_args.min_pixels,
+        max_pixels=model_args.max_pixels,
+        padding_side="right",
+    )
+    collator = TrainCollator(processor, None, args.data.prompt_style, args.data.max_length)
+    preflight(collator, train_rows + eval_rows)
+    set_seed(args.training.seed)  # LoRA weights are initialised before the Trainer seeds
+    model = build_model(args)
+    if args.training.process_index == 0:
+        print(lora.format_counts(lora.trainable_counts(model)), flush=True)
+    trainer = make_trainer_class()(
+        model=model,
+        args=args.training,
+        train_dataset=as_dataset(train_rows),
+        eval_dataset=as_dataset(eval_rows) if eval_rows else None,
+        data_collator=collator,
+        processing_class=processor,
+        part_lrs=part_lrs(args),
+        eval_rows=eval_rows,
+        style=args.data.prompt_style,
+        gen_batch_size=args.data.eval_batch_size,
+    )
+    info = run_info(args, trainer, train_rows, eval_rows)
+    started = time.time()
+    result = trainer.train(resume_from_checkpoint=args.training.resume_from_checkpoint or None)
+    final = trainer.evaluate() if eval_rows else {}
+    info |= {
+        "global_step": trainer.state.global_step,
+        "train_loss": result.training_loss,
+        "best_checkpoint": trainer.state.best_model_checkpoint,
+        "final_metrics": {k: v for k, v in final.items() if _is_score(k, v)},
+        "train_seconds": round(time.time() - started, 2),
+    }
+    write_outputs(trainer, args, info, trainer.last_answers)
+    return info
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv, "me-vqa finetune", DESCRIPTION)
+    info = run(args)
+    if args.training.process_index == 0:
+        metrics = ", ".join(f"{k} {v:.4g}" for k, v in info["final_metrics"].items())
+        where = f"saved adapter to {args.training.output_dir} (step {info['global_step']})"
+        print(where + (f": {metrics}" if metrics else ""))
+    return 0
