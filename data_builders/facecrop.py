@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from data_builders.frames import frame_size, read_frame, reduction
 from vqa.errors import UserError
 
 Box = tuple[int, int, int, int]  # x, y, width, height
@@ -54,19 +55,25 @@ def detect_face(grey: np.ndarray) -> Box | None:
     return x0, y0, min(grey.shape[1], x + w + pad_w) - x0, min(grey.shape[0], y + h + pad_h) - y0
 
 
-def crop_box(spec: str | Box, onset_grey: np.ndarray) -> Box | None:
-    """The box to crop every frame of a clip with (None: the whole frame)."""
+DETECT_SIZE = 512  # the face detector looks at the onset frame shrunk to about this size
+
+
+def crop_box(spec: str | Box, onset: Path) -> Box | None:
+    """The box (in full-size pixels) to crop every frame of a clip with; None: the whole frame."""
     if spec == "none":
         return None
-    if spec == "auto":
-        return detect_face(onset_grey)
-    return spec
+    if spec != "auto":
+        return spec
+    r = reduction(max(frame_size(onset)), DETECT_SIZE)
+    found = detect_face(read_frame(onset, grey=True, reduce=r))
+    return None if found is None else tuple(v * r for v in found)
 
 
-def crop_and_resize(image: np.ndarray, box: Box | None, size: int) -> np.ndarray:
-    """Crop to ``box`` and resize so that the long side is ``size`` pixels."""
+def crop_and_resize(image: np.ndarray, box: Box | None, size: int, reduce: int = 1) -> np.ndarray:
+    """Crop to ``box`` (full-size pixels; ``image`` decoded at 1/``reduce``) and resize so that
+    the long side is ``size`` pixels."""
     if box is not None:
-        x, y, w, h = box
+        x, y, w, h = (v // reduce for v in box)
         image = image[y : y + h, x : x + w]
     scale = size / max(image.shape[:2])
     interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC

@@ -5,6 +5,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import cv2
+import numpy as np
+from PIL import Image
+
+from vqa.errors import UserError
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
 _TRAILING_NUMBER = re.compile(r"(\d+)$")
 
@@ -28,3 +34,37 @@ def frame_files(folder: str | Path) -> dict[int, Path]:
 def nearest_frame(frames: dict[int, Path], number: int) -> int | None:
     """The existing frame number closest to ``number`` (None for an empty folder)."""
     return min(frames, key=lambda n: (abs(n - number), n), default=None)
+
+
+DECODED = {"frames": 0}  # frames decoded by this process (tests check cache hits with it)
+_FLAGS = {
+    (False, 1): cv2.IMREAD_COLOR,
+    (False, 2): cv2.IMREAD_REDUCED_COLOR_2,
+    (False, 4): cv2.IMREAD_REDUCED_COLOR_4,
+    (False, 8): cv2.IMREAD_REDUCED_COLOR_8,
+    (True, 1): cv2.IMREAD_GRAYSCALE,
+    (True, 2): cv2.IMREAD_REDUCED_GRAYSCALE_2,
+    (True, 4): cv2.IMREAD_REDUCED_GRAYSCALE_4,
+    (True, 8): cv2.IMREAD_REDUCED_GRAYSCALE_8,
+}
+
+
+def read_frame(path: Path, grey: bool = False, reduce: int = 1) -> np.ndarray:
+    """Decode one frame, optionally at 1/2, 1/4 or 1/8 size (JPEG decodes that much faster);
+    a file that decodes to nothing is a user error."""
+    DECODED["frames"] += 1
+    image = cv2.imread(str(path), _FLAGS[grey, reduce])
+    if image is None:
+        raise UserError("image decodes to nothing", file=path, fix="replace the damaged frame file")
+    return image
+
+
+def frame_size(path: Path) -> tuple[int, int]:
+    """(width, height) of an image from its header, without decoding it."""
+    with Image.open(path) as image:
+        return image.size
+
+
+def reduction(long_side: float, target: int) -> int:
+    """The largest decode reduction (1, 2, 4 or 8) that keeps ``long_side`` >= ``target``."""
+    return max((r for r in (1, 2, 4, 8) if long_side / r >= target), default=1)

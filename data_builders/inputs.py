@@ -26,15 +26,20 @@ from tqdm import tqdm
 
 from data_builders import flow as flowlib
 from data_builders.facecrop import Box, crop_and_resize, crop_box, parse_face_crop
-from data_builders.frames import frame_files, nearest_frame
-from data_builders.sampling import check_num_frames, estimate_apex, oao_frames, video_frames
+from data_builders.frames import frame_files, frame_size, nearest_frame, read_frame, reduction
+from data_builders.sampling import (
+    APEX_WORKING_SIZE,
+    check_num_frames,
+    estimate_apex,
+    oao_frames,
+    video_frames,
+)
 from vqa.cli import command_parser
 from vqa.errors import UserError
 from vqa.jsonl import read_jsonl, write_jsonl
 
 MODES = ("video", "oao", "flow", "video+flow", "oao+flow")
 CACHE_VERSION = 1
-DECODED = {"frames": 0}  # frames decoded by this process (tests check cache hits with it)
 
 
 @dataclass(frozen=True)
@@ -44,7 +49,7 @@ class Params:
     mode: str
     num_frames: int = 8
     size: int = 448
-    flow: str = "farneback"
+    flow: str = "dis"
     flow_size: int = 256
     face_crop: str | tuple = "auto"
     overlay: bool = False
@@ -61,15 +66,6 @@ class ClipJob:
     apex: int | None
     offset: int | None
     where: str  # file:row for messages
-
-
-def read_frame(path: Path, grey: bool = False) -> np.ndarray:
-    """Decode one frame; a file that decodes to nothing is a user error."""
-    DECODED["frames"] += 1
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR)
-    if image is None:
-        raise UserError("image decodes to nothing", file=path, fix="replace the damaged frame file")
-    return image
 
 
 def _span(job: ClipJob, numbers: list[int]) -> tuple[int, int]:
@@ -120,10 +116,35 @@ def cache_key(job: ClipJob, frames: dict[int, Path], params: Params) -> str:
     return h.hexdigest()[:16]
 
 
-def _flow_image(onset: np.ndarray, apex: np.ndarray, box: Box | None, params: Params) -> np.ndarray:
+class ClipFrames:
+    """Decodes each needed frame of a clip once, at the largest JPEG reduction that still gives
+    the output size: in colour where a picture of it is written, in grey for the flow."""
+
+    def __init__(self, frames: dict[int, Path], box: Box | None, params: Params, colour: set[int]):
+        width, height = frame_size(next(iter(frames.values())))
+        long_side = max(box[2:]) if box else max(width, height)
+        self.frames, self.box, self.colour_numbers = frames, box, colour
+        self.colour_reduce = reduction(long_side, params.size)
+        self.grey_reduce = reduction(long_side, params.flow_size)
+        self.cache: dict[int, np.ndarray] = {}
+
+    def colour(self, number: int, size: int) -> np.ndarray:
+        """The frame cropped and resized to ``size`` on the long side."""
+        if number not in self.cache:
+            self.cache[number] = read_frame(self.frames[number], reduce=self.colour_reduce)
+        return crop_and_resize(self.cache[number], self.box, size, self.colour_reduce)
+
+    def grey(self, number: int, size: int) -> np.ndarray:
+        if number in self.colour_numbers and self.colour_reduce == self.grey_reduce:
+            image = self.colour(number, size)
+            return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        image = read_frame(self.frames[number], grey=True, reduce=self.grey_reduce)
+        return crop_and_resize(image, self.box, size, self.grey_reduce)
+
+
+def _flow_image(clip: ClipFrames, onset: int, apex: int, params: Params) -> np.ndarray:
     """The rendered onset -> apex flow at ``params.size``, head motion removed."""
-    first = crop_and_resize(onset, box, params.flow_size)
-    second = crop_and_resize(apex, box, params.flow_size)
+    first, second = clip.grey(onset, params.flow_size), clip.grey(apex, params.flow_size)
     motion = flowlib.compensate(flowlib.compute_flow(first, second, params.flow), params.reference)
     picture = flowlib.render(motion, first if params.overlay else None)
     return crop_and_resize(picture, None, params.size)
@@ -135,48 +156,24 @@ def _write(folder: Path, name: str, image: np.ndarray) -> str:
     return name
 
 
-class ClipFrames:
-    """Decodes each needed frame of a clip once: in colour where a picture of it is written,
-    in grey (directly, which is faster) where only flow or the face detector needs it."""
-
-    def __init__(self, frames: dict[int, Path], colour: set[int]):
-        self.frames, self.colour_numbers, self.cache = frames, colour, {}
-
-    def colour(self, number: int) -> np.ndarray:
-        if number not in self.cache:
-            self.cache[number] = read_frame(self.frames[number])
-        return self.cache[number]
-
-    def grey(self, number: int) -> np.ndarray:
-        if number in self.colour_numbers:
-            image = self.colour(number)
-            return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-        return read_frame(self.frames[number], grey=True)
-
-
 def _render(job: ClipJob, frames: dict[int, Path], apex: int, params: Params, tmp: Path) -> dict:
     """Write the clip's images into ``tmp``; returns the image and video file names."""
     onset, offset = _span(job, list(frames))
-    sampled = (
-        video_frames(list(frames), onset, offset, params.num_frames)
-        if params.mode.startswith("video")
-        else []
-    )
+    video = params.mode.startswith("video")
+    sampled = video_frames(list(frames), onset, offset, params.num_frames) if video else []
     oao = oao_frames(onset, apex, offset) if params.mode.startswith("oao") else []
-    clip = ClipFrames(frames, set(sampled) | set(oao))
-    onset_grey = clip.grey(onset)
-    box = crop_box(params.face_crop, onset_grey)
+    box = crop_box(params.face_crop, frames[onset])
+    clip = ClipFrames(frames, box, params, set(sampled) | set(oao))
     video = [
-        _write(tmp, f"frame_{i:02d}_{n}.jpg", crop_and_resize(clip.colour(n), box, params.size))
+        _write(tmp, f"frame_{i:02d}_{n}.jpg", clip.colour(n, params.size))
         for i, n in enumerate(sampled)
     ]
     images = [
-        _write(tmp, f"{role}_{n}.jpg", crop_and_resize(clip.colour(n), box, params.size))
+        _write(tmp, f"{role}_{n}.jpg", clip.colour(n, params.size))
         for role, n in zip(("onset", "apex", "offset"), oao, strict=False)
     ]
     if "flow" in params.mode:
-        picture = _flow_image(onset_grey, clip.grey(apex), box, params)
-        images.append(_write(tmp, "flow.png", picture))
+        images.append(_write(tmp, "flow.png", _flow_image(clip, onset, apex, params)))
     return {"images": images, "video": video, "face_box": box}
 
 
@@ -192,7 +189,8 @@ def build_clip(job: ClipJob, params: Params, out_dir: Path) -> dict:
     numbers = [n for n in frames if onset <= n <= offset]
     apex = job.apex
     if apex is None:
-        apex = estimate_apex(numbers, lambda n: read_frame(frames[n], grey=True))
+        r = reduction(max(frame_size(frames[onset])), APEX_WORKING_SIZE)
+        apex = estimate_apex(numbers, lambda n: read_frame(frames[n], grey=True, reduce=r))
     tmp = Path(tempfile.mkdtemp(dir=out_dir / "clips", prefix=".building-"))
     try:
         record = _render(job, frames, apex, params, tmp)
@@ -319,7 +317,7 @@ def _parser():
     parser.add_argument("--out", type=Path, required=True, help="output folder for inputs.jsonl")
     parser.add_argument("--num-frames", type=int, default=8, help="video frames per clip (even)")
     parser.add_argument("--size", type=int, default=448, help="pixels on the long side")
-    parser.add_argument("--flow", default="farneback", help="farneback, dis or tvl1")
+    parser.add_argument("--flow", default="dis", help="farneback, dis or tvl1")
     parser.add_argument("--flow-size", type=int, default=256, help="working size of the flow")
     parser.add_argument("--flow-overlay", action="store_true", help="draw flow over the grey onset")
     parser.add_argument("--face-crop", default="auto", help="auto, none or x,y,w,h")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from data_builders import flow as flowlib
-from data_builders import inputs
+from data_builders import frames, inputs
 from data_builders.face import FaceShape
 from data_builders.sampling import estimate_apex
 from data_builders.synthetic import render_clip
@@ -105,19 +105,19 @@ def test_video_is_n_evenly_spaced_frames_in_order(numbered_clip):
 
 def test_second_build_is_a_cache_hit(numbered_clip, capsys):
     assert build(numbered_clip, "oao+flow") == 0
-    inputs.DECODED["frames"] = 0
+    frames.DECODED["frames"] = 0
     first = (numbered_clip / "out" / "inputs.jsonl").read_bytes()
     assert build(numbered_clip, "oao+flow") == 0
-    assert inputs.DECODED["frames"] == 0
+    assert frames.DECODED["frames"] == 0
     assert (numbered_clip / "out" / "inputs.jsonl").read_bytes() == first
     assert "0 built, 1 from cache" in capsys.readouterr().out
 
 
 def test_changed_parameters_rebuild(numbered_clip):
     assert build(numbered_clip, "oao") == 0
-    inputs.DECODED["frames"] = 0
+    frames.DECODED["frames"] = 0
     assert build(numbered_clip, "oao", "--size", "16") == 0
-    assert inputs.DECODED["frames"] > 0
+    assert frames.DECODED["frames"] > 0
 
 
 def test_interrupted_build_leaves_no_half_clip(numbered_clip, monkeypatch):

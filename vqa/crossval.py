@@ -15,6 +15,7 @@ from pathlib import Path
 
 from vqa.args import Arguments, parse_args, with_overrides
 from vqa.errors import UserError
+from vqa.folds import read_folds, subject_of
 from vqa.jsonl import read_jsonl, write_text_atomic
 
 DESCRIPTION = (
@@ -25,7 +26,6 @@ DESCRIPTION = (
 
 def fold_plan(rows: list[dict], protocol: str, folds_file: str | None) -> list[list[str]]:
     """Held-out subjects (``dataset/subject``) of each fold."""
-    from vqa.train import read_folds, subject_of
 
     if folds_file:
         return read_folds(folds_file)
@@ -70,7 +70,7 @@ def pooled(args: Arguments, plan: list[list[str]], truth: list[dict]) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    from vqa.train import load_inputs, run, subject_of
+    from vqa.train import load_inputs, run
 
     args = parse_args(argv, "me-vqa crossval", DESCRIPTION, extra=_add_protocol)
     protocol = args.extras["protocol"]

@@ -183,8 +183,6 @@ def _model_steps(out: Path, size: Size) -> list[Step]:
                     str(adapter),
                     "--inputs",
                     inputs,
-                    "--prompt-style",
-                    "guided",
                     *held_out,
                     "--out",
                     str(answers["ft"]),

@@ -42,7 +42,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--inputs", type=Path, required=True, help="inputs.jsonl from build-inputs")
     parser.add_argument("--out", type=Path, required=True, help="answers jsonl to write")
     parser.add_argument("--batch-size", type=int, default=8, help="questions per generate call")
-    parser.add_argument("--prompt-style", choices=PROMPT_STYLES, default="plain")
+    parser.add_argument(
+        "--prompt-style",
+        choices=PROMPT_STYLES,
+        help="default: the style the adapter was trained with (its run.json), else plain",
+    )
     parser.add_argument(
         "--consistency",
         action="store_true",
@@ -85,7 +89,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.batch_size < 1 or (args.max_new_tokens is not None and args.max_new_tokens < 1):
         parser.error("--batch-size and --max-new-tokens must be at least 1")
+    args.prompt_style = args.prompt_style or trained_prompt_style(args.adapter)
     return args
+
+
+def trained_prompt_style(adapter: Path | None) -> str:
+    """The prompt style an adapter was fine-tuned with (plain without an adapter or record)."""
+    run_file = adapter / "run.json" if adapter else None
+    if run_file and run_file.is_file():
+        return json.loads(run_file.read_text("utf-8")).get("prompt_style", "plain")
+    return "plain"
 
 
 def _same_model(a: str, b: str) -> bool:

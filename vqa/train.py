@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from vqa import __version__, lora
 from vqa.args import Arguments, parse_args
 from vqa.errors import UserError
+from vqa.folds import holdout_subjects, split_rows, subject_of
 from vqa.jsonl import atomic_path, read_jsonl, write_jsonl, write_text_atomic
 from vqa.prompts import PROMPT_STYLES, build_messages, max_new_tokens, resolve_visual
 
@@ -38,10 +39,6 @@ BASE_KEY = "inputs_dir"
 
 
 # ---------------------------------------------------------------- data
-
-
-def subject_of(row: dict) -> str:
-    return f"{row.get('dataset')}/{row.get('subject')}"
 
 
 def visuals(row: dict) -> list[str]:
@@ -78,55 +75,6 @@ def load_inputs(path: str | Path | None, what: str) -> list[dict]:
     return [{**row, BASE_KEY: base} for row in rows]
 
 
-def read_folds(path: str | Path) -> list[list[str]]:
-    """Held-out subjects of each fold of a ``me-vqa split`` file (``folds[N]["test"]``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError("folds file not found", file=path, fix="write it with me-vqa split")
-    try:
-        folds = json.loads(path.read_text("utf-8"))["folds"]
-        return [list(fold["test"]) for fold in folds]
-    except (json.JSONDecodeError, KeyError, TypeError):
-        raise UserError("not a folds file", file=path, fix="write it with me-vqa split") from None
-
-
-def holdout_from_folds(folds_file: str | None, fold: int) -> list[str]:
-    """The held-out subjects of fold ``fold``."""
-    if not folds_file:
-        raise UserError("--fold needs --folds", fix="pass the folds file written by me-vqa split")
-    folds = read_folds(folds_file)
-    if not 0 <= fold < len(folds):
-        raise UserError(
-            f"fold {fold} does not exist", file=folds_file, fix=f"use 0..{len(folds) - 1}"
-        )
-    return folds[fold]
-
-
-def split_rows(rows: list[dict], holdout: list[str], file: Path) -> tuple[list[dict], list[dict]]:
-    """Rows of the held-out subjects (``dataset/subject`` or bare ``subject``) vs the rest."""
-    subjects = {subject_of(r) for r in rows}
-    bare = {s.split("/", 1)[1] for s in subjects}
-    for name in holdout:
-        if name not in subjects and name not in bare:
-            raise UserError(
-                f"held-out subject {name!r} does not exist",
-                file=file,
-                fix="use one of "
-                + ", ".join(sorted(subjects)[:8])
-                + (" ..." if len(subjects) > 8 else ""),
-            )
-    wanted = set(holdout)
-
-    def held_out(row: dict) -> bool:
-        return subject_of(row) in wanted or str(row.get("subject")) in wanted
-
-    held = [r for r in rows if held_out(r)]
-    train = [r for r in rows if not held_out(r)]
-    if not train:
-        raise UserError("every subject is held out; nothing left to train on", file=file)
-    return train, held
-
-
 def load_data(args: Arguments) -> tuple[list[dict], list[dict]]:
     """Training and held-out rows, split by subject (never by clip)."""
     data = args.data
@@ -136,10 +84,10 @@ def load_data(args: Arguments) -> tuple[list[dict], list[dict]]:
             fix=f"use one of {', '.join(PROMPT_STYLES)}",
         )
     rows = load_inputs(data.train_file, "train_file")
-    holdout = [s.strip() for s in (data.holdout_subjects or "").split(",") if s.strip()]
-    if data.fold is not None:
-        holdout += holdout_from_folds(data.folds, data.fold)
+    holdout = holdout_subjects(data.holdout_subjects, data.folds, data.fold)
     train, held = split_rows(rows, holdout, Path(data.train_file)) if holdout else (rows, [])
+    if not train:
+        raise UserError("every subject is held out; nothing left to train on", file=data.train_file)
     if data.eval_file:
         held += load_inputs(data.eval_file, "eval_file")
     return train, held
