@@ -31,6 +31,7 @@ TARGETS: dict[str, str] = {
 FULL_MODULES: dict[str, str] = {
     "merger": "model.visual.merger",
     "llm_norm": "model.language_model.norm",
+    "lm_head": "lm_head",
 }
 
 PARTS = ("vision", "merger", "llm")
@@ -63,9 +64,9 @@ PRESETS: dict[str, Preset] = {
     "llm_all": Preset(("llm_all",), description="all LLM linear layers only; vision frozen"),
     "tiny": Preset(
         ("vision_attn", "vision_mlp", "llm_all"),
-        full=("merger", "llm_norm"),
-        description="the randomly initialised tiny model: strong plus the LLM's final norm, "
-        "whose scale its small random output embeddings need to separate answers",
+        full=("merger", "llm_norm", "lm_head"),
+        description="the randomly initialised tiny model: strong plus the LLM's final norm and "
+        "output layer, which a random model must learn before its answers take shape",
     ),
 }
 
