@@ -65,7 +65,8 @@ class ClipJob:
     onset: int | None
     apex: int | None
     offset: int | None
-    where: str  # file:row for messages
+    file: Path  # the clips.jsonl (or test file) row that named the clip, for messages
+    row: int
 
 
 def _span(job: ClipJob, numbers: list[int]) -> tuple[int, int]:
@@ -80,25 +81,26 @@ def _check_frame(job: ClipJob, frames: dict[int, Path], number: int) -> None:
         near = nearest_frame(frames, number)
         raise UserError(
             f"clip {job.name}: frame {number} is missing from {job.folder}",
-            file=job.where.rsplit(":", 1)[0],
-            row=job.where.rsplit(":", 1)[1],
+            file=job.file,
+            row=job.row,
             fix=f"the nearest existing frame is {near}; fix the annotation or the folder",
         )
 
 
 def list_frames(job: ClipJob) -> dict[int, Path]:
     """The clip's frame files, checking that the folder and its annotated frames exist."""
-    file, row = job.where.rsplit(":", 1)
     if not job.folder.is_dir():
         raise UserError(
             f"clip {job.name}: frame folder {job.folder} does not exist",
-            file=file,
-            row=row,
+            file=job.file,
+            row=job.row,
             fix="check --frames-root or the frames_root/frames_dir of clips.jsonl",
         )
     frames = frame_files(job.folder)
     if not frames:
-        raise UserError(f"clip {job.name}: no frame images in {job.folder}", file=file, row=row)
+        raise UserError(
+            f"clip {job.name}: no frame images in {job.folder}", file=job.file, row=job.row
+        )
     for number in (job.onset, job.apex, job.offset):
         if number is not None:
             _check_frame(job, frames, number)
@@ -215,7 +217,8 @@ def clip_jobs(clips_files: list[Path], frames_root: Path | None) -> dict[tuple, 
             onset=clip.get("onset"),
             apex=clip.get("apex"),
             offset=clip.get("offset"),
-            where=f"{clips_file}:{lineno}",
+            file=clips_file,
+            row=lineno,
         )
     return jobs
 
@@ -245,7 +248,8 @@ def join_rows(
                     None,
                     None,
                     None,
-                    f"{qa_file}:{lineno}",
+                    qa_file,
+                    lineno,
                 ),
             )
         else:
@@ -319,6 +323,12 @@ def _parser():
     parser.add_argument("--size", type=int, default=448, help="pixels on the long side")
     parser.add_argument("--flow", default="dis", help="farneback, dis or tvl1")
     parser.add_argument("--flow-size", type=int, default=256, help="working size of the flow")
+    parser.add_argument(
+        "--flow-reference",
+        choices=flowlib.REFERENCES,
+        default="nose",
+        help="head motion measured on the nose area or the whole face (median)",
+    )
     parser.add_argument("--flow-overlay", action="store_true", help="draw flow over the grey onset")
     parser.add_argument("--face-crop", default="auto", help="auto, none or x,y,w,h")
     parser.add_argument(
@@ -345,6 +355,7 @@ def params_from(args) -> Params:
         args.flow_size,
         parse_face_crop(args.face_crop),
         args.flow_overlay,
+        args.flow_reference,
     )
 
 

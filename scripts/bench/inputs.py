@@ -41,7 +41,7 @@ def write_clip(folder: Path, shape: tuple[int, int], grey: bool, seed: int) -> C
         cv2.imwrite(
             str(folder / f"{n:05d}.jpg"), cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if grey else frame
         )
-    return ClipJob(folder.name, folder, ONSET, APEX, OFFSET, f"{folder}:1")
+    return ClipJob(folder.name, folder, ONSET, APEX, OFFSET, folder, 1)
 
 
 def floor(job: ClipJob, mode: str) -> float:
@@ -76,7 +76,7 @@ def peak_memory(job: ClipJob, n_clips: int, tmp: Path) -> float:
         folder.mkdir(parents=True)
         for n in (ONSET, APEX, OFFSET):
             os.link(job.folder / f"{n:05d}.jpg", folder / f"{n:05d}.jpg")
-        jobs.append(ClipJob(folder.name, folder, ONSET, APEX, OFFSET, f"{folder}:1"))
+        jobs.append(ClipJob(folder.name, folder, ONSET, APEX, OFFSET, folder, 1))
     (tmp / "many-out" / "clips").mkdir(parents=True)
     build_all(jobs, Params("oao+flow", face_crop="none"), tmp / "many-out", workers=2)
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
