@@ -70,6 +70,13 @@ class DataArguments:
     eval_batch_size: int = field(
         default=8, metadata={"help": "batch size of generation during evaluation"}
     )
+    question_types: str | None = field(
+        default=None,
+        metadata={
+            "help": "train and evaluate on these question types only (comma list of coarse, "
+            "fine, au, left_right, yes_no, combined, other); default all"
+        },
+    )
 
 
 @dataclass

@@ -26,7 +26,13 @@ from vqa.args import Arguments, parse_args
 from vqa.errors import UserError
 from vqa.folds import holdout_subjects, split_rows, subject_of
 from vqa.jsonl import atomic_path, read_jsonl, write_jsonl, write_text_atomic
-from vqa.prompts import PROMPT_STYLES, build_messages, max_new_tokens, resolve_visual
+from vqa.prompts import (
+    PROMPT_STYLES,
+    build_messages,
+    max_new_tokens,
+    question_type,
+    resolve_visual,
+)
 
 DESCRIPTION = (
     "LoRA fine-tune Qwen2.5-VL on inputs.jsonl. Arguments come from --config YAML (any field "
@@ -83,14 +89,30 @@ def load_data(args: Arguments) -> tuple[list[dict], list[dict]]:
             f"unknown prompt style {data.prompt_style!r}",
             fix=f"use one of {', '.join(PROMPT_STYLES)}",
         )
-    rows = load_inputs(data.train_file, "train_file")
+    rows = of_question_types(load_inputs(data.train_file, "train_file"), data.question_types)
     holdout = holdout_subjects(data.holdout_subjects, data.folds, data.fold)
     train, held = split_rows(rows, holdout, Path(data.train_file)) if holdout else (rows, [])
     if not train:
         raise UserError("every subject is held out; nothing left to train on", file=data.train_file)
     if data.eval_file:
-        held += load_inputs(data.eval_file, "eval_file")
+        held += of_question_types(load_inputs(data.eval_file, "eval_file"), data.question_types)
     return train, held
+
+
+QUESTION_TYPES = ("coarse", "fine", "au", "left_right", "yes_no", "combined", "other")
+
+
+def of_question_types(rows: list[dict], types: str | None) -> list[dict]:
+    """The rows whose question is of one of ``types`` (a comma list; None keeps all)."""
+    if not types:
+        return rows
+    wanted = {t.strip() for t in types.split(",") if t.strip()}
+    unknown = sorted(wanted - set(QUESTION_TYPES))
+    if unknown:
+        raise UserError(
+            f"unknown question type {unknown[0]!r}", fix=f"use {', '.join(QUESTION_TYPES)}"
+        )
+    return [r for r in rows if question_type(r["question"]) in wanted]
 
 
 def as_dataset(rows: list[dict]):
