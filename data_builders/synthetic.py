@@ -397,13 +397,12 @@ def synthesize_test_videos(
         )
     rng = np.random.default_rng([seed, 99])
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     emotions = [e for e in EMOTION_AUS if e != "others"]
     for i, video in enumerate(tqdm(videos, desc="synth test videos", unit="clip")):
         aus = EMOTION_AUS[emotions[i % len(emotions)]][0]
         clip = render_clip(FaceShape.sample(rng), aus, frames, frames // 2, size, rng)
-        with tempfile.TemporaryDirectory(
-            dir=out_dir.mkdir(parents=True, exist_ok=True) or out_dir
-        ) as tmp:
+        with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
             _write_frames(
                 Path(tmp) / "clip", [f"{n:05d}.jpg" for n in range(1, frames + 1)], clip, False
             )

@@ -40,11 +40,15 @@ def frames(tmp_path) -> Path:
     return tmp_path / "frames"
 
 
+def convert(database: str, labels: Path, frames: Path, out: Path, *extra: str) -> int:
+    """``me-vqa convert DATABASE --labels ... --frames ... --out ...``; its exit status."""
+    args = ["--labels", str(labels), "--frames", str(frames), "--out", str(out)]
+    return main(["convert", database, *args, *extra])
+
+
 def run_bad(capsys, tmp_path: Path, frames: Path, labels: Path, out: Path | None = None) -> str:
     out = out or tmp_path / "out"
-    status = main(
-        ["convert", "casme2", "--labels", str(labels), "--frames", str(frames), "--out", str(out)]
-    )
+    status = convert("casme2", labels, frames, out)
     captured = capsys.readouterr()
     assert status == 2
     lines = captured.err.strip().splitlines()
@@ -59,21 +63,7 @@ def sheet_with(tmp_path: Path, row: list) -> Path:
 
 def test_good_sheet_converts(tmp_path, frames, capsys):
     labels = write_sheet(tmp_path / "coding.xlsx", [HEADER, GOOD])
-    assert (
-        main(
-            [
-                "convert",
-                "casme2",
-                "--labels",
-                str(labels),
-                "--frames",
-                str(frames),
-                "--out",
-                str(tmp_path / "o"),
-            ]
-        )
-        == 0
-    )
+    assert convert("casme2", labels, frames, tmp_path / "o") == 0
     assert "1 clips read, 1 kept, 0 dropped" in capsys.readouterr().out
     assert len((tmp_path / "o" / "qa.jsonl").read_text().splitlines()) == 6
 
@@ -182,21 +172,7 @@ def test_sheet_databases_need_labels(tmp_path, frames, capsys):
 
 def test_smic_takes_no_labels(tmp_path, frames, capsys):
     labels = write_sheet(tmp_path / "coding.xlsx", [HEADER, GOOD])
-    assert (
-        main(
-            [
-                "convert",
-                "smic",
-                "--labels",
-                str(labels),
-                "--frames",
-                str(frames),
-                "--out",
-                str(tmp_path / "o"),
-            ]
-        )
-        == 2
-    )
+    assert convert("smic", labels, frames, tmp_path / "o") == 2
     assert capsys.readouterr().err.strip() == (
         f"error: {labels}: SMIC takes no --labels "
         "(its labels come from the folder names; drop --labels)"
@@ -208,8 +184,7 @@ def test_frame_problems_are_warnings(tmp_path, frames, capsys):
     (frames / "sub01" / "EP02_01f" / "img46.jpg").unlink()
     missing_folder = ["1", "EP09_09", None, 1, 2, 3, None, "4", "disgust"]
     labels = write_sheet(tmp_path / "coding.xlsx", [HEADER, GOOD, missing_folder])
-    args = ["convert", "casme2", "--labels", str(labels), "--frames", str(frames)]
-    assert main([*args, "--out", str(tmp_path / "o")]) == 0
+    assert convert("casme2", labels, frames, tmp_path / "o") == 0
     out = capsys.readouterr().out
     assert "2 clips read, 2 kept, 0 dropped" in out
     assert f"sub01_EP02_01f: 4 frames in {frames.resolve()}/sub01/EP02_01f, labels span 5" in out

@@ -148,16 +148,8 @@ def test_qa_from_keeps_official_rows_and_reports_missing_clips(small_casme2, tmp
         | coarse
     )
     write_jsonl(tmp_path / "official.jsonl", official)
-    args = [
-        "convert",
-        "casme2",
-        "--labels",
-        str(labels),
-        "--frames",
-        str(frames),
-        "--out",
-        str(tmp_path / "out"),
-    ]
+    args = ["convert", "casme2", "--labels", str(labels), "--frames", str(frames)]
+    args += ["--out", str(tmp_path / "out")]
     assert main([*args, "--qa-from", str(tmp_path / "official.jsonl")]) == 0
     out = capsys.readouterr().out
     assert "warning (official row without clip): 1" in out and "casme2_sub01_EP03_1" in out
@@ -175,16 +167,8 @@ def test_qa_from_refuses_the_test_schema(small_casme2, tmp_path, capsys):
         tmp_path / "test.jsonl",
         [{"video_id": "casme3_test_CAS-1_1", "video": "CAS-1", "question": "q", "answer": ""}],
     )
-    args = [
-        "convert",
-        "casme2",
-        "--labels",
-        str(labels),
-        "--frames",
-        str(frames),
-        "--out",
-        str(tmp_path / "out"),
-    ]
+    args = ["convert", "casme2", "--labels", str(labels), "--frames", str(frames)]
+    args += ["--out", str(tmp_path / "out")]
     assert main([*args, "--qa-from", str(tmp_path / "test.jsonl")]) == 2
     assert (
         capsys.readouterr()

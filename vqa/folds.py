@@ -53,10 +53,8 @@ def holdout_subjects(
     return holdout
 
 
-def split_rows(
-    rows: list[dict], holdout: list[str], file: Path | str
-) -> tuple[list[dict], list[dict]]:
-    """(rows of the other subjects, rows of the held-out ones); an unknown subject is an error."""
+def check_subjects(rows: list[dict], holdout: list[str], file: Path | str) -> None:
+    """Every held-out subject must be one of the rows' subjects."""
     subjects = {subject_of(r) for r in rows}
     bare = {s.split("/", 1)[1] for s in subjects}
     for name in holdout:
@@ -65,12 +63,20 @@ def split_rows(
             raise UserError(
                 f"held-out subject {name!r} does not exist", file=file, fix=f"use one of {shown}"
             )
-    wanted = set(holdout)
 
-    def held_out(row: dict) -> bool:
-        return subject_of(row) in wanted or str(row.get("subject")) in wanted
 
-    return [r for r in rows if not held_out(r)], [r for r in rows if held_out(r)]
+def is_held_out(row: dict, holdout: list[str]) -> bool:
+    return subject_of(row) in holdout or str(row.get("subject")) in holdout
+
+
+def split_rows(
+    rows: list[dict], holdout: list[str], file: Path | str
+) -> tuple[list[dict], list[dict]]:
+    """(rows of the other subjects, rows of the held-out ones); an unknown subject is an error."""
+    check_subjects(rows, holdout, file)
+    return [r for r in rows if not is_held_out(r, holdout)], [
+        r for r in rows if is_held_out(r, holdout)
+    ]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

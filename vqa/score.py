@@ -382,9 +382,8 @@ def score_files(
     subjects' questions are ignored)."""
     predictions, truth = load_rows(pred), load_rows(gt)
     if holdout:
-        kept = folds.split_rows([row for row, _, _ in truth.values()], holdout, gt[0])[1]
-        kept_ids = {id(row) for row in kept}
-        others = {k for k, (row, _, _) in truth.items() if id(row) not in kept_ids}
+        folds.check_subjects([row for row, _, _ in truth.values()], holdout, gt[0])
+        others = {k for k, (row, _, _) in truth.items() if not folds.is_held_out(row, holdout)}
         truth = {k: v for k, v in truth.items() if k not in others}
         predictions = {k: v for k, v in predictions.items() if k not in others}
     items, missing, extra = match(predictions, truth, settings)
