@@ -30,6 +30,7 @@ from vqa.prompts import (
     PROMPT_STYLES,
     build_messages,
     max_new_tokens,
+    official,
     question_type,
     resolve_visual,
 )
@@ -99,19 +100,15 @@ def load_data(args: Arguments) -> tuple[list[dict], list[dict]]:
     return train, held
 
 
-QUESTION_TYPES = ("coarse", "fine", "au", "left_right", "yes_no", "combined", "other")
-
-
 def of_question_types(rows: list[dict], types: str | None) -> list[dict]:
     """The rows whose question is of one of ``types`` (a comma list; None keeps all)."""
     if not types:
         return rows
+    known = (*official()["question_types"], "other")
     wanted = {t.strip() for t in types.split(",") if t.strip()}
-    unknown = sorted(wanted - set(QUESTION_TYPES))
+    unknown = sorted(wanted - set(known))
     if unknown:
-        raise UserError(
-            f"unknown question type {unknown[0]!r}", fix=f"use {', '.join(QUESTION_TYPES)}"
-        )
+        raise UserError(f"unknown question type {unknown[0]!r}", fix=f"use {', '.join(known)}")
     return [r for r in rows if question_type(r["question"]) in wanted]
 
 
