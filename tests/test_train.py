@@ -16,12 +16,13 @@ from peft import PeftModel
 from safetensors.torch import load_file
 from train_fixtures import make_inputs
 
-from vqa import lora
+from vqa import demo, lora
 from vqa.args import parse_args
 from vqa.cli import main as cli
 from vqa.errors import UserError
 from vqa.jsonl import read_jsonl, write_jsonl
 from vqa.model import load_model, load_processor
+from vqa.prompts import question_type
 from vqa.train import (
     answer_rows,
     build_model,
@@ -54,22 +55,42 @@ def answers_of(model_dir, adapter: Path | None, rows: list[dict], style: str) ->
     return answer_rows(model, load_processor(adapter or model_dir), rows, style, batch_size=8)
 
 
-def test_flow_finetuning_learns_and_the_saved_adapter_answers_identically(tiny_model_dir, tmp_path):
-    inputs = make_inputs(tmp_path / "inputs", subjects=8, clips=3, mode="flow", types=[0])
-    held = split_rows(load_inputs(inputs, "train_file"), ["s06", "s07"], inputs)[1]
+@pytest.fixture(scope="module")
+def synthetic_flow(tmp_path_factory) -> Path:
+    """The demo's data through the public commands: synthetic CASME II, SAMM and SMIC clips,
+    converted, split into three subject folds, and built into flow inputs."""
+    root = tmp_path_factory.mktemp("demo")
+    for step in demo.plan(root):
+        command = step.argv[0]
+        if command in ("synth", "convert", "split") or (command, step.argv[-1]) == (
+            "build-inputs",
+            str(root / "4-inputs" / "flow"),
+        ):
+            step.done.parent.mkdir(parents=True, exist_ok=True)  # as the demo does
+            assert cli(list(step.argv)) == 0, step.shell()
+    return root
+
+
+def test_flow_finetuning_learns_and_the_saved_adapter_answers_identically(
+    tiny_model_dir, synthetic_flow
+):
+    inputs = synthetic_flow / "4-inputs" / "flow" / "inputs.jsonl"
+    held_out = ["--folds", str(synthetic_flow / "3-split" / "folds.json"), "--fold", "0"]
+    args = parse_args(finetune_args(tiny_model_dir, inputs, synthetic_flow / "o", *held_out))
+    held = [r for r in load_data(args)[1] if question_type(r["question"]) == "coarse"]
     before = score(answers_of(tiny_model_dir, None, held, "plain"), held)
     assert before.get("coarse_uf1", 0.0) < 0.2
 
-    out = tmp_path / "run"
-    argv = finetune_args(tiny_model_dir, inputs, out, "--holdout_subjects", "s06,synth/s07")
-    argv += ["--prompt_style", "plain", "--preset", "tiny", "--learning_rate", "1e-2"]
-    argv += ["--num_train_epochs", "4", "--eval_strategy", "no", "--save_strategy", "no"]
+    out = synthetic_flow / "run"
+    argv = finetune_args(tiny_model_dir, inputs, out, *held_out, "--question_types", "coarse")
+    argv += ["--num_train_epochs", "12", "--eval_strategy", "no", "--save_strategy", "no"]
     assert cli(["finetune", *argv]) == 0
 
     run = json.loads((out / "run.json").read_text())
     assert run["final_metrics"]["eval_coarse_uf1"] >= 0.6, run["final_metrics"]
-    assert run["heldout_subjects"] == ["synth/s06", "synth/s07"] and run["train_rows"] == 18
-    assert run["prompt_style"] == "plain" and run["global_step"] == 20
+    coarse_rows = [r for r in read_jsonl(inputs) if question_type(r["question"]) == "coarse"]
+    assert run["eval_rows"] == len(held) and run["train_rows"] == len(coarse_rows) - len(held)
+    assert run["prompt_style"] == "plain" and run["preset"] == "tiny"
     assert set(run["versions"]) >= {"me_vqa", "transformers", "peft", "torch"}
     assert len(run["train_data_sha256"]) == 64
     for name in ("adapter_config.json", "adapter_model.safetensors", "processor_config.json",
@@ -77,7 +98,7 @@ def test_flow_finetuning_learns_and_the_saved_adapter_answers_identically(tiny_m
         assert (out / name).is_file(), name
     assert list(out.glob("runs/*/events.out.tfevents.*")), "tensorboard logs"
     again = parse_args(["--config", str(out / "config.yaml")])  # the resolved config is a recipe
-    assert (again.lora.preset, again.data.holdout_subjects) == ("tiny", "s06,synth/s07")
+    assert (again.lora.preset, again.data.question_types) == ("tiny", "coarse")
     saved = load_file(out / "adapter_model.safetensors")
     assert any("merger" in k and "lora" not in k for k in saved)  # modules_to_save weights
 
@@ -131,7 +152,9 @@ def test_two_process_cpu_run_trains_with_gloo_and_rank0_writes(tiny_model_dir, t
     assert run["world_size"] == 2 and run["distributed_backend"] == "gloo"
     assert not list(out.glob(".*.tmp"))
     held = split_rows(load_inputs(inputs, "train_file"), ["s02"], inputs)[1]
-    assert answers_of(tiny_model_dir, out, held, "guided") == read_jsonl(out / "eval_answers.jsonl")
+    assert answers_of(tiny_model_dir, out, held, run["prompt_style"]) == read_jsonl(
+        out / "eval_answers.jsonl"
+    )
 
 
 def _bad_inputs(root: Path, problem: str) -> Path:

@@ -46,7 +46,7 @@ class Size:
     epochs: int
 
 
-FULL = Size(subjects=6, clips=6, frames=16, epochs=4)
+FULL = Size(subjects=6, clips=8, frames=10, epochs=10)
 QUICK = Size(subjects=3, clips=4, frames=10, epochs=2)
 
 
