@@ -305,12 +305,22 @@ def test_submission_for_the_shared_test_files(tiny_model_dir, tmp_path):
     )
 
 
-def test_adapter_weights_must_be_safetensors(tiny_model_dir, tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("config", "weights", "message"),
+    [
+        ('{"base_model_name_or_path": "x"}', "adapter_model.bin", "not in safetensors format"),
+        ('{"base_model_name_or_path": ', "adapter_model.safetensors", "is not valid JSON"),
+    ],
+)
+def test_bad_adapter_folders_are_refused(
+    tiny_model_dir, tmp_path, capsys, config, weights, message
+):
     inputs = write_inputs(tmp_path, {"SAMM-1": CLIP_QUESTIONS[:1]})
     adapter = tmp_path / "adapter"
     adapter.mkdir()
-    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "x"}))
-    (adapter / "adapter_model.bin").write_bytes(b"pickle")
+    (adapter / "adapter_config.json").write_text(config)
+    (adapter / weights).write_bytes(b"weights")
     argv = ["--adapter", str(adapter), *infer_args(tiny_model_dir, inputs, tmp_path / "a.jsonl")]
     status, err = run_cli(argv, capsys)
-    assert status == 2 and "adapter weights are not in safetensors format" in err
+    assert status == 2 and "\n" not in err and message in err, err
+    assert not (tmp_path / "a.jsonl").exists()

@@ -18,7 +18,7 @@ from vqa import folds
 from vqa.cli import command_parser
 from vqa.errors import UserError
 from vqa.jsonl import dumps, read_jsonl, write_jsonl
-from vqa.model import DEFAULT_MODEL
+from vqa.model import DEFAULT_MODEL, adapter_base
 from vqa.prompts import PROMPT_STYLES, build_messages, load_yaml, max_new_tokens
 
 # Keys build-inputs adds to a qa row, besides "video" when that is a frame list (the test
@@ -112,26 +112,13 @@ def resolve_model(model: str | None, adapter: Path | None) -> str:
     """The base model to load; an adapter made for another base model is refused."""
     if adapter is None:
         return model or DEFAULT_MODEL
-    config_file = adapter / "adapter_config.json"
-    if not config_file.is_file():
-        raise UserError(
-            "not a LoRA adapter folder (no adapter_config.json)",
-            file=adapter,
-            fix="give the folder finetune saved the adapter to",
-        )
-    if not (adapter / "adapter_model.safetensors").is_file():
-        raise UserError(
-            "adapter weights are not in safetensors format",
-            file=adapter,
-            fix="save the adapter with peft save_pretrained(safe_serialization=True)",
-        )
-    base = json.loads(config_file.read_text("utf-8")).get("base_model_name_or_path") or ""
+    base = adapter_base(adapter)
     if model is None:
         return base or DEFAULT_MODEL
     if base and not _same_model(base, model):
         raise UserError(
             f"adapter was trained on {base!r} but --model is {model!r}",
-            file=config_file,
+            file=adapter / "adapter_config.json",
             fix="pass the adapter's base model as --model",
         )
     return model

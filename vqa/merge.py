@@ -22,24 +22,6 @@ from vqa.jsonl import write_text_atomic
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-def adapter_base(adapter: Path) -> str:
-    """The base model named in an adapter folder (refused without adapter_config.json)."""
-    config = adapter / "adapter_config.json"
-    if not config.is_file():
-        raise UserError(
-            "not a LoRA adapter folder (no adapter_config.json)",
-            file=adapter,
-            fix="give the output_dir of me-vqa finetune",
-        )
-    try:
-        base = json.loads(config.read_text("utf-8")).get("base_model_name_or_path")
-    except json.JSONDecodeError as e:
-        raise UserError(f"adapter_config.json is not valid JSON ({e.msg})", file=config) from None
-    if not base:
-        raise UserError("adapter_config.json names no base model", file=config, fix="pass --model")
-    return base
-
-
 def trained_dtype(adapter: Path) -> str:
     """The dtype the adapter was trained in (run.json), float32 when unknown."""
     run = adapter / "run.json"
@@ -51,10 +33,13 @@ def merge(adapter: Path, out: Path, base: str | None = None, dtype: str = "auto"
     """Merge ``adapter`` into ``base`` (default: its own base) in float32, save as ``dtype``."""
     from peft import PeftModel
 
-    from vqa.model import load_model, load_processor
+    from vqa.model import adapter_base, load_model, load_processor
 
     named = adapter_base(adapter)  # validates the folder even when base is given
     base = base or named
+    if not base:
+        config = adapter / "adapter_config.json"
+        raise UserError("adapter_config.json names no base model", file=config, fix="pass --model")
     if out.exists() and any(out.iterdir()):
         raise UserError("output folder is not empty", file=out, fix="choose a new folder")
     if not out.parent.is_dir():

@@ -8,6 +8,7 @@ processor's own pixel limits, and the processor expands the vision placeholders.
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -89,6 +90,30 @@ def load_model(
     if device_map is None and torch.cuda.is_available():
         model = model.to("cuda")
     return model
+
+
+def adapter_base(adapter: Path) -> str | None:
+    """The base model an adapter folder names (None when it names none).
+
+    Refuses a folder that is not a LoRA adapter saved in safetensors by ``me-vqa finetune``.
+    """
+    config = adapter / "adapter_config.json"
+    if not config.is_file():
+        raise UserError(
+            "not a LoRA adapter folder (no adapter_config.json)",
+            file=adapter,
+            fix="give the output_dir of me-vqa finetune",
+        )
+    if not (adapter / "adapter_model.safetensors").is_file():
+        raise UserError(
+            "adapter weights are not in safetensors format",
+            file=adapter,
+            fix="save the adapter with peft save_pretrained(safe_serialization=True)",
+        )
+    try:
+        return json.loads(config.read_text("utf-8")).get("base_model_name_or_path") or None
+    except json.JSONDecodeError as e:
+        raise UserError(f"adapter_config.json is not valid JSON ({e.msg})", file=config) from None
 
 
 def _set_pixel_limits(vision_processor, min_pixels: int | None, max_pixels: int | None) -> None:
