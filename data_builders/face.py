@@ -127,7 +127,8 @@ def lips(s: FaceShape, lv: AuLevels) -> tuple[np.ndarray, np.ndarray]:
     right, left = mouth_corner(s, lv, -1.0), mouth_corner(s, lv, 1.0)
     thin = 1 - 0.6 * max(_both(lv, 24), _both(lv, 23))
     gap = 0.03 * _both(lv, 25) + 0.05 * _both(lv, 26)
-    drop = 0.05 * _both(lv, 26) - 0.03 * _both(lv, 17)
+    drop = 0.05 * _both(lv, 26)
+    chin = _both(lv, 17)  # pushes the closed mouth up and bunches the lower lip, never across
     raise_up = [0.035 * _level(lv, 10, sg) + 0.012 * _level(lv, 9, sg) for sg in (-1.0, 1.0)]
     t = np.array([-0.5, 0.0, 0.5])
     mid_y = s.mouth_y + (right[1] + left[1] - 2 * s.mouth_y) * 0.15
@@ -136,7 +137,9 @@ def lips(s: FaceShape, lv: AuLevels) -> tuple[np.ndarray, np.ndarray]:
     inner_bot = np.stack([t * s.mouth_w, np.full(3, mid_y + gap / 2 + drop)], 1)
     outer_top = inner_top - [0, s.lip * thin]
     outer_top[:, 1] -= top_raise * 0.4
-    outer_bot = inner_bot + [0, 1.3 * s.lip * thin]
+    inner_top[:, 1] -= 0.01 * chin
+    inner_bot[:, 1] -= 0.01 * chin
+    outer_bot = inner_bot + [0, max(0.4 * s.lip, 1.3 * s.lip * thin - 0.02 * chin)]
     outline = np.vstack([right, outer_top, left, outer_bot[::-1]])
     opening = np.vstack([right, inner_top, left, inner_bot[::-1]])
     return outline, opening

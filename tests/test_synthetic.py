@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data_builders.face import FaceShape, landmarks
+from data_builders.face import FaceShape, landmarks, lips
 from data_builders.frames import frame_files
 from data_builders.synthetic import DATABASES, render_clip, synthesize, synthesize_test_videos
 from vqa.cli import main
@@ -104,6 +104,15 @@ def test_a_left_au_moves_the_image_right_half():
     for aus in ("L12", "L10", "L2"):
         peak, _ = _peak_motion(aus)
         assert peak[0] > 64, aus  # the subject's left is the image's right
+
+
+@pytest.mark.parametrize("aus", [(17,), (17, 24), (17, 23), (15, 17), (17, 25), (12, 17)])
+def test_the_lower_lip_never_crosses_the_upper_one(aus):
+    rng = np.random.default_rng(0)
+    for shape, level in [(FaceShape.sample(rng), lv) for _ in range(5) for lv in (0.0, 0.5, 1.0)]:
+        _, opening = lips(shape, {au: (level, level) for au in aus})
+        top, bottom = opening[1:4, 1], opening[5:8, 1][::-1]  # inner lips, left to right
+        assert np.all(bottom >= top - 1e-9), (aus, level, top, bottom)
 
 
 def _digest(folder):
