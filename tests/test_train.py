@@ -60,12 +60,9 @@ def synthetic_flow(tmp_path_factory) -> Path:
     """The demo's data through the public commands: synthetic CASME II, SAMM and SMIC clips,
     converted, split into three subject folds, and built into flow inputs."""
     root = tmp_path_factory.mktemp("demo")
+    flow_inputs = root / "4-inputs" / "flow"
     for step in demo.plan(root):
-        command = step.argv[0]
-        if command in ("synth", "convert", "split") or (command, step.argv[-1]) == (
-            "build-inputs",
-            str(root / "4-inputs" / "flow"),
-        ):
+        if step.argv[0] in ("synth", "convert", "split") or step.done.parent == flow_inputs:
             step.done.parent.mkdir(parents=True, exist_ok=True)  # as the demo does
             assert cli(list(step.argv)) == 0, step.shell()
     return root
@@ -91,6 +88,8 @@ def test_flow_finetuning_learns_and_the_saved_adapter_answers_identically(
     coarse_rows = [r for r in read_jsonl(inputs) if question_type(r["question"]) == "coarse"]
     assert run["eval_rows"] == len(held) and run["train_rows"] == len(coarse_rows) - len(held)
     assert run["prompt_style"] == "plain" and run["preset"] == "tiny"
+    folds = json.loads((synthetic_flow / "3-split" / "folds.json").read_text())
+    assert run["heldout_subjects"] == sorted(folds["folds"][0]["test"])
     assert set(run["versions"]) >= {"me_vqa", "transformers", "peft", "torch"}
     assert len(run["train_data_sha256"]) == 64
     for name in ("adapter_config.json", "adapter_model.safetensors", "processor_config.json",
@@ -105,6 +104,19 @@ def test_flow_finetuning_learns_and_the_saved_adapter_answers_identically(
     at_end = read_jsonl(out / "eval_answers.jsonl")
     assert [r["id"] for r in at_end] == [r["id"] for r in held]
     assert answers_of(tiny_model_dir, out, held, run["prompt_style"]) == at_end
+
+
+def test_a_run_that_answers_no_held_out_rows_still_records_its_held_out_subjects(
+    tiny_model_dir, tmp_path
+):
+    inputs = make_inputs(tmp_path / "inputs", subjects=3, clips=1, mode="flow", types=[0])
+    out = tmp_path / "run"
+    argv = finetune_args(tiny_model_dir, inputs, out, "--holdout_subjects", "s01,s02")
+    argv += ["--max_steps", "1", "--eval_strategy", "no", "--save_strategy", "no"]
+    assert cli(["finetune", *argv, "--eval_max_rows", "0"]) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["heldout_subjects"] == ["synth/s01", "synth/s02"]
+    assert (run["train_rows"], run["eval_rows"], run["final_metrics"]) == (1, 0, {})
 
 
 def _step_losses(out: Path) -> dict[int, float]:

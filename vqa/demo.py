@@ -171,6 +171,8 @@ def _model_steps(out: Path, size: Size) -> list[Step]:
                     str(size.epochs),
                     "--eval_strategy",
                     "no",
+                    "--eval_max_rows",  # the next two steps answer and score the held-out rows
+                    "0",
                     "--save_strategy",
                     "no",
                     "--output_dir",

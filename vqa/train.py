@@ -373,8 +373,13 @@ def preflight(collator, rows: list[dict]) -> None:
         collator([max(group, key=lambda r: len(r["question"]) + len(r["answer"]))])
 
 
-def run_info(args: Arguments, trainer, train_rows: list[dict], eval_rows: list[dict]) -> dict:
-    """run.json without the training outcome: versions, data, model and LoRA settings."""
+def run_info(
+    args: Arguments, trainer, train_rows: list[dict], held_rows: list[dict], eval_rows: list[dict]
+) -> dict:
+    """run.json without the training outcome: versions, data, model and LoRA settings.
+
+    ``held_rows`` are all held-out rows, ``eval_rows`` those answered (``--eval_max_rows``).
+    """
     p = lora.preset(args.lora.preset)
     return {
         "versions": versions(),
@@ -391,7 +396,7 @@ def run_info(args: Arguments, trainer, train_rows: list[dict], eval_rows: list[d
         "train_file": str(Path(args.data.train_file).resolve()),
         "train_rows": len(train_rows),
         "eval_rows": len(eval_rows),
-        "heldout_subjects": sorted({subject_of(r) for r in eval_rows}),
+        "heldout_subjects": sorted({subject_of(r) for r in held_rows}),
         "train_data_sha256": data_hash(train_rows),
         "trainable_parameters": lora.trainable_counts(trainer.model),
         "config": str(args.config) if args.config else None,
@@ -407,8 +412,8 @@ def run(args: Arguments) -> dict:
 
     prepare(args.training)
     lora.preset(args.lora.preset)
-    train_rows, eval_rows = load_data(args)
-    eval_rows = eval_rows[: args.data.eval_max_rows]  # None keeps all
+    train_rows, held_rows = load_data(args)
+    eval_rows = held_rows[: args.data.eval_max_rows]  # None keeps all
     if not eval_rows and args.training.eval_strategy != "no":
         raise UserError(
             f"eval_strategy is {args.training.eval_strategy.value!r} but nothing is held out",
@@ -439,7 +444,7 @@ def run(args: Arguments) -> dict:
         style=args.data.prompt_style,
         gen_batch_size=args.data.eval_batch_size,
     )
-    info = run_info(args, trainer, train_rows, eval_rows)
+    info = run_info(args, trainer, train_rows, held_rows, eval_rows)
     started = time.time()
     result = trainer.train(resume_from_checkpoint=args.training.resume_from_checkpoint or None)
     final = trainer.evaluate() if eval_rows else {}
