@@ -248,20 +248,24 @@ SAMM_PREAMBLE = (
 )
 
 
+# The CASME II coding sheet's header row (its unnamed columns stay empty).
+CASME2_HEADER = [
+    "Subject",
+    "Filename",
+    None,
+    "OnsetFrame",
+    "ApexFrame",
+    "OffsetFrame",
+    None,
+    "Action Units",
+    "Estimated Emotion",
+]
+
+
 def _sheet_rows(database: str, clips: list[SynthClip]) -> tuple[list, list[list]]:
     """(header, rows) of a database's label sheet in its own cell formats."""
     if database == "casme2":
-        header = [
-            "Subject",
-            "Filename",
-            None,
-            "OnsetFrame",
-            "ApexFrame",
-            "OffsetFrame",
-            None,
-            "Action Units",
-            "Estimated Emotion",
-        ]
+        header = CASME2_HEADER
         rows = [
             [
                 f"{c.subject:02d}" if c.subject % 2 else c.subject,

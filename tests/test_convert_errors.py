@@ -7,19 +7,9 @@ from pathlib import Path
 import openpyxl
 import pytest
 
+from data_builders.synthetic import CASME2_HEADER as HEADER
 from vqa.cli import main
 
-HEADER = [
-    "Subject",
-    "Filename",
-    None,
-    "OnsetFrame",
-    "ApexFrame",
-    "OffsetFrame",
-    None,
-    "Action Units",
-    "Estimated Emotion",
-]
 GOOD = ["01", "EP02_01f", None, 46, 59, 50, None, "12", "happiness"]
 
 
@@ -95,51 +85,27 @@ def test_header_missing_another_column(tmp_path, frames, capsys):
     )
 
 
-def test_onset_after_offset(tmp_path, frames, capsys):
-    line = run_bad(
-        capsys,
-        tmp_path,
-        frames,
-        sheet_with(tmp_path, ["01", "EP02_01f", None, 60, 59, 50, None, "12", "happiness"]),
-    )
-    assert line == (
-        "error: coding.xlsx[Sheet]:3: onset 60 is after offset 50 "
-        "(correct the frame numbers, or pass --skip-bad-rows to leave such rows out)"
-    )
-
-
-def test_non_numeric_frame_number(tmp_path, frames, capsys):
-    line = run_bad(
-        capsys,
-        tmp_path,
-        frames,
-        sheet_with(tmp_path, ["01", "EP02_01f", None, "4x6", 59, 50, None, "12", "happiness"]),
-    )
-    assert line == (
-        "error: coding.xlsx[Sheet]:3: onset frame '4x6' is not a number (write whole frame numbers)"
-    )
-
-
-def test_unknown_emotion_is_named(tmp_path, frames, capsys):
-    line = run_bad(
-        capsys,
-        tmp_path,
-        frames,
-        sheet_with(tmp_path, ["01", "EP02_01f", None, 46, 48, 50, None, "12", "joy"]),
-    )
-    assert line.startswith("error: coding.xlsx[Sheet]:3: unknown emotion 'joy' (use one of ")
-
-
-def test_unparseable_au_string(tmp_path, frames, capsys):
-    line = run_bad(
-        capsys,
-        tmp_path,
-        frames,
-        sheet_with(tmp_path, ["01", "EP02_01f", None, 46, 48, 50, None, "soft focus", "disgust"]),
-    )
-    assert line == (
-        "error: coding.xlsx[Sheet]:3: no action unit in 'soft focus' (write AUs like 4+L10 or R12A)"
-    )
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        (["01", "EP02_01f", None, 60, 59, 50, None, "12", "happiness"],
+         "onset 60 is after offset 50 "
+         "(correct the frame numbers, or pass --skip-bad-rows to leave such rows out)"),
+        (["01", "EP02_01f", None, "4x6", 59, 50, None, "12", "happiness"],
+         "onset frame '4x6' is not a number (write whole frame numbers)"),
+        (["01", "EP02_01f", None, 46, 48, 50, None, "12", "joy"],
+         "unknown emotion 'joy' (use one of "),
+        (["01", "EP02_01f", None, 46, 48, 50, None, "soft focus", "disgust"],
+         "no action unit in 'soft focus' (write AUs like 4+L10 or R12A)"),
+    ],
+)  # fmt: skip
+def test_a_bad_cell_is_named_with_its_row(tmp_path, frames, capsys, row, message):
+    line = run_bad(capsys, tmp_path, frames, sheet_with(tmp_path, row))
+    expected = f"error: coding.xlsx[Sheet]:3: {message}"
+    if message.endswith("use one of "):  # the list of emotions follows
+        assert line.startswith(expected)
+    else:
+        assert line == expected
 
 
 def test_frames_folder_missing(tmp_path, capsys):
