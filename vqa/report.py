@@ -14,7 +14,15 @@ from vqa.errors import UserError
 from vqa.jsonl import atomic_path, write_text_atomic
 from vqa.taxonomy import COARSE_CLASSES, FINE_CLASSES
 
-DATASET_NAMES = {"casme2": "CASME II", "casme3": "CAS(ME)^3", "samm": "SAMM", "smic": "SMIC"}
+DATASET_NAMES = {
+    "casme2": "CASME II",
+    "casme3": "CAS(ME)^3",
+    "samm": "SAMM",
+    "smic": "SMIC",
+    "samm_lv": "SAMM Long Videos",
+    "casme_sq": "CAS(ME)^2",
+    "casme3_lv": "CAS(ME)^3 long videos",
+}
 MAIN_HEADERS = ["Coarse UF1", "Coarse UAR", "Fine UF1", "Fine UAR", "BLEU", "ROUGE-1"]
 AU_HEADERS = ["Yes/no acc", "Yes/no F1", "Left/right acc", "AU set F1"]
 CLASS_ORDER = {label: i for i, label in enumerate((*COARSE_CLASSES, *FINE_CLASSES))}
@@ -79,6 +87,76 @@ def question_type_table(metrics: dict) -> str:
     return markdown_table(["Question type", "Answers", "BLEU", "ROUGE-1"], rows)
 
 
+LVQA_HEADERS = [
+    *(f"{kind} count MAE" for kind in ("Total", "Micro", "Macro")),
+    *(f"{kind} count RMSE" for kind in ("Total", "Micro", "Macro")),
+    "F1_AU",
+    "AU Jaccard",
+    "Type UF1",
+    "Type UAR",
+]
+SPOTTING_HEADERS = ["Dataset", "Type", "TP", "FP", "FN", "Precision", "Recall", "F1"]
+
+
+def lvqa_table(metrics: dict) -> str:
+    """ME-LVQA: count errors, AU inventory and event type, per database and overall."""
+    rows = []
+    for name, block in _subsets(metrics):
+        lv = block["lvqa"]
+        counts = [lv["count"][k][m] for m in ("mae", "rmse") for k in ("total", "micro", "macro")]
+        au, kind = lv["au_inventory"], lv["event_type"]
+        values = [*counts, au["f1"], au["jaccard"], kind["uf1"], kind["uar"]]
+        rows.append([name, *(fmt(v) for v in values)])
+    return markdown_table(["Dataset", *LVQA_HEADERS], rows)
+
+
+def _counts_cells(block: dict) -> list[str]:
+    return [fmt(block[k]) for k in ("tp", "fp", "fn", "precision", "recall", "f1")]
+
+
+def spotting_tables(metrics: dict) -> str:
+    """The MEGC2021/2023 spotting table (per database, per type and all), and, when emotions
+    were predicted, the MEGC2025 recognition table with STRS."""
+    rows, recognition = [], []
+    for name, block in _subsets(metrics):
+        spot = block["spotting"]
+        rows += [[name, kind, *_counts_cells(spot["by_type"][kind])] for kind in ("micro", "macro")]
+        rows.append([name, "all", *_counts_cells(spot)])
+        if spot["recognition"] is not None:
+            rec = spot["recognition"]
+            recognition.append(
+                [name, *(fmt(rec[k]) for k in ("uf1", "uar", "f1")), fmt(spot["strs"])]
+            )
+    tables = [markdown_table(SPOTTING_HEADERS, rows)]
+    if recognition:
+        tables.append(
+            markdown_table(["Dataset", "Recognition UF1", "UAR", "F1", "STRS"], recognition)
+        )
+    return "\n\n".join(tables)
+
+
+def write_spotting_report(out: Path, metrics: dict) -> None:
+    """report.md of ``me-vqa score-spotting``."""
+    sections = [
+        "# Spotting scores",
+        "Intervals match at IoU >= 0.5, one to one, micro and macro apart (MEGC2021); "
+        "'-' means nothing to compute from.",
+        spotting_tables(metrics),
+    ]
+    write_text_atomic(out / "report.md", "\n\n".join(sections) + "\n")
+
+
+def _long_video_sections(metrics: dict) -> list[str]:
+    if "lvqa" not in metrics["overall"]:
+        return []
+    return [
+        "## ME-LVQA (long videos)",
+        lvqa_table(metrics),
+        "## Spotting from the localisation answers",
+        spotting_tables(metrics),
+    ]
+
+
 def _unparsed_counts(metrics: dict) -> str:
     overall = metrics["overall"]
     parts = [
@@ -92,8 +170,15 @@ def summary(metrics: dict) -> str:
     """What the command prints: the main and AU tables and the counts of odd rows."""
     settings = ", ".join(f"{k}={v}" for k, v in metrics["settings"].items())
     counts = f"missing predictions: {len(metrics['missing'])}, extra: {len(metrics['extra'])}"
+    long_videos = [t for t in _long_video_sections(metrics) if not t.startswith("#")]
     return "\n\n".join(
-        [main_table(metrics), au_table(metrics), f"{_unparsed_counts(metrics)}; {counts}", settings]
+        [
+            main_table(metrics),
+            au_table(metrics),
+            *long_videos,
+            f"{_unparsed_counts(metrics)}; {counts}",
+            settings,
+        ]
     )
 
 
@@ -182,6 +267,7 @@ def write_report(
         au_table(metrics),
         "### Per-AU F1 (overall)",
         per_au_table(metrics),
+        *_long_video_sections(metrics),
         "## By question type",
         question_type_table(metrics),
         "## Confusion matrices",

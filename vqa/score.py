@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from vqa import folds
+from vqa import folds, lvqa
 from vqa.cli import command_parser
 from vqa.errors import UserError
 from vqa.jsonl import read_jsonl, write_text_atomic
@@ -63,6 +63,7 @@ class Item:
     bleu_stats: list[int] = field(default_factory=list)  # sacrebleu's n-gram statistics
     bleu: float = 0.0  # sentence BLEU, filled only with --bleu sentence
     rouge: float = 0.0
+    lvqa: tuple | None = None  # (true, predicted) value of an LVQA answer (vqa.lvqa)
 
 
 # ---------------------------------------------------------------- reading and matching
@@ -160,6 +161,8 @@ def attach_labels(item: Item, include_combined: bool, file: Path, lineno: int) -
     elif item.qtype == "au":
         truth = _required(parse_aus(item.truth), "action unit", item.truth, file, lineno)
         item.aus = (frozenset(truth), frozenset(parse_aus(item.answer)))
+    elif item.qtype in lvqa.PARSERS:
+        item.lvqa = lvqa.parse_item(item.qtype, item.truth, item.answer, file, lineno)
     elif item.qtype == "combined" and include_combined:
         true_aus, true_fine, true_coarse = parse_combined(item.truth)
         pred_aus, pred_fine, pred_coarse = parse_combined(item.answer)
@@ -304,8 +307,9 @@ def au_metrics(items: list[Item], label_set: str) -> dict:
     }
 
 
-def subset_metrics(items: list[Item], settings: Settings) -> dict:
-    """The metrics.json block for one subset of answers (overall or one database)."""
+def subset_metrics(items: list[Item], settings: Settings, long_videos: bool = False) -> dict:
+    """The metrics.json block for one subset of answers (overall or one database); with
+    ``long_videos`` (the run scores LVQA questions) also its ``lvqa`` and ``spotting`` blocks."""
     bleu, rouge = text_metrics(items, settings)
     return {
         **{level: emotion_metrics(items, level, settings.label_set) for level in LEVELS},
@@ -313,6 +317,7 @@ def subset_metrics(items: list[Item], settings: Settings) -> dict:
         "rouge1": rouge,
         "n_answers": len(items),
         "au": au_metrics(items, settings.label_set),
+        **(lvqa.blocks(items) if long_videos else {}),
     }
 
 
@@ -360,10 +365,11 @@ def score_items(
     for qtype, group in _groups(items, lambda it: it.qtype).items():
         bleu, rouge = text_metrics(group, settings)
         by_type[qtype] = {"bleu": bleu, "rouge1": rouge, "n": len(group)}
+    long_videos = any(it.lvqa is not None for it in items)
     return {
-        "overall": subset_metrics(items, settings),
+        "overall": subset_metrics(items, settings, long_videos),
         "by_dataset": {
-            name: subset_metrics(group, settings)
+            name: subset_metrics(group, settings, long_videos)
             for name, group in _groups(items, lambda it: it.dataset).items()
         },
         "by_question_type": by_type,
