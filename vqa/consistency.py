@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from vqa import parse
 from vqa.prompts import official, question_type
+from vqa.records import parse_video_id
 from vqa.taxonomy import AU_NAMES, COARSE_CLASSES, FINE_CLASSES, FINE_TO_COARSE
 
 AU_VOCABULARY = tuple(AU_NAMES.values())
@@ -23,8 +24,9 @@ def clip_key(row: dict) -> str:
     """Which clip a QA row asks about (training schema: dataset + image_id; test: video)."""
     if "image_id" in row:
         return f"{row.get('dataset', '')}/{row['image_id']}"
-    if "video_id" in row:
-        return row["video_id"].rsplit("_", 1)[0]
+    test_id = parse_video_id(row["video_id"]) if "video_id" in row else None
+    if test_id:
+        return f"{test_id.dataset}/{test_id.video}"
     return str(row.get("id", ""))
 
 

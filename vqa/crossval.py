@@ -56,8 +56,8 @@ def fold_args(args: Arguments, index: int, subjects: list[str]) -> Arguments:
 
 def pooled(args: Arguments, plan: list[list[str]], truth: list[dict]) -> dict:
     """Scores of the pooled held-out answers of all folds, plus each fold's own."""
+    from vqa.records import qa_part
     from vqa.score import score_rows
-    from vqa.train import qa_row
 
     folds, answers = [], []
     for index, subjects in enumerate(plan):
@@ -65,7 +65,7 @@ def pooled(args: Arguments, plan: list[list[str]], truth: list[dict]) -> dict:
         run = json.loads((out / "run.json").read_text("utf-8"))
         folds.append({"fold": index, "subjects": subjects, "metrics": run["final_metrics"]})
         answers += read_jsonl(out / "eval_answers.jsonl")
-    metrics = score_rows(answers, [qa_row(r) for r in truth])
+    metrics = score_rows(answers, [qa_part(r) for r in truth])
     return {"folds": folds, "pooled": metrics["overall"], "answers": len(answers)}
 
 

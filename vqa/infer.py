@@ -20,10 +20,8 @@ from vqa.errors import UserError
 from vqa.jsonl import dumps, read_jsonl, write_jsonl
 from vqa.model import DEFAULT_MODEL, adapter_base
 from vqa.prompts import PROMPT_STYLES, build_messages, load_yaml, max_new_tokens
+from vqa.records import check_row, parse_video_id, qa_part
 
-# Keys build-inputs adds to a qa row, besides "video" when that is a frame list (the test
-# schema's own "video" is the clip name).
-INPUT_KEYS = ("mode", "images", "apex_estimated", "flow_legend")
 SUBMISSION_FIELDS = ("video_id", "video", "question", "answer")
 PARTIAL_FORMAT = 1
 
@@ -59,7 +57,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--challenge",
         choices=("2025", "2026"),
         default="2025",
-        help="submission file names: 2026 uses the _v2 names",
+        help="submission file names: 2026 writes ME-VQA-v2's me_vqa_<db>_v2_test_pred.jsonl",
     )
     parser.add_argument(
         "--dtype",
@@ -135,53 +133,8 @@ def question_rows(path: Path) -> list[dict]:
                 row=lineno,
                 fix="every row needs a non-empty 'question'",
             )
-        for item in build_messages(prompt_row(row), path.parent, file=path, lineno=lineno)[0][
-            "content"
-        ]:
-            for visual in _visual_files(item):
-                if not Path(visual).is_file():
-                    raise UserError(
-                        f"input image missing: {visual}",
-                        file=path,
-                        row=lineno,
-                        fix="rebuild the inputs with me-vqa build-inputs",
-                    )
+        check_row(row, path.parent, path, lineno)
     return rows
-
-
-def _visual_files(item: dict) -> list[str]:
-    if item["type"] == "image":
-        return [item["image"]]
-    if item["type"] == "video":
-        return list(item["video"])
-    return []
-
-
-def prompt_row(row: dict) -> dict:
-    """The row as build_messages reads it: a test-schema clip name in "video" is no frame list."""
-    if isinstance(row.get("video"), str):
-        return {k: v for k, v in row.items() if k != "video"}
-    return row
-
-
-def clip_name_of(video_id: str) -> str:
-    """The clip a challenge test row asks about: ``samm_test_SAMM-1_3`` -> ``SAMM-1``."""
-    return video_id.split("_test_", 1)[-1].rsplit("_", 1)[0]
-
-
-def qa_row(row: dict) -> dict:
-    """The qa row's own keys: an inputs row without what build-inputs added.
-
-    A test-schema row whose clip name build-inputs replaced with frames gets it back.
-    """
-    own = {}
-    for key, value in row.items():
-        if key == "video" and isinstance(value, list):
-            if isinstance(row.get("video_id"), str):
-                own[key] = clip_name_of(row["video_id"])
-        elif key not in INPUT_KEYS:
-            own[key] = value
-    return own
 
 
 # ---------------------------------------------------------------- run identity and resuming
@@ -296,9 +249,7 @@ def answer_rows(
     )
     with bar:
         for batch in plan_batches(rows, pending, args.batch_size, args.max_new_tokens):
-            conversations = [
-                build_messages(prompt_row(rows[i]), base_dir, args.prompt_style) for i in batch
-            ]
+            conversations = [build_messages(rows[i], base_dir, args.prompt_style) for i in batch]
             texts = generate(
                 model,
                 processor,
@@ -355,7 +306,7 @@ def load(model_name: str, args: argparse.Namespace):
 
 def answer_file_rows(rows: list[dict], answers: list[str], consistency: bool) -> list[dict]:
     """The qa rows with ``answer`` filled, plus ``raw_answer`` where --consistency changed it."""
-    qa = [qa_row(r) for r in rows]
+    qa = [qa_part(r) for r in rows]
     final = answers
     if consistency:
         from vqa.consistency import make_consistent
@@ -371,16 +322,17 @@ def answer_file_rows(rows: list[dict], answers: list[str], consistency: bool) ->
 
 
 def submission_name(video_id: str, challenge: str) -> str:
-    """Leaderboard file of a test row: ``me_vqa_<dataset>_test_pred[_v2].jsonl``."""
-    dataset = video_id.split("_test_", 1)[0]
-    return f"me_vqa_{dataset}_test_pred{'_v2' if challenge == '2026' else ''}.jsonl"
+    """Leaderboard file of a test row: ``me_vqa_<dataset>_test_pred.jsonl`` (2025) or
+    ``me_vqa_<dataset>_v2_test_pred.jsonl`` (2026's ME-VQA-v2)."""
+    dataset = parse_video_id(video_id).dataset
+    return f"me_vqa_{dataset}{'_v2' if challenge == '2026' else ''}_test_pred.jsonl"
 
 
 def check_test_rows(rows: list[dict], inputs: Path) -> None:
     """A submission answers the challenge test files: every row must be one of their rows."""
     for lineno, row in enumerate(rows, 1):
         video_id = row.get("video_id")
-        if not isinstance(video_id, str) or "_test_" not in video_id:
+        if not isinstance(video_id, str) or parse_video_id(video_id) is None:
             raise UserError(
                 "a submission needs the challenge test rows (video_id like samm_test_SAMM-1_1)",
                 file=inputs,

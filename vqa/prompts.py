@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from vqa.errors import UserError
+from vqa.records import resolve_visual
 
 PROMPT_STYLES = ("plain", "guided")
 
@@ -67,31 +68,17 @@ def max_new_tokens(question: str) -> int:
     return _per_type(load_yaml("inference")["max_new_tokens"], question_type(question))
 
 
-def resolve_visual(
-    base_dir: Path, relative: str, *, file: Path | str | None = None, row=None
-) -> Path:
-    """Absolute path of a visual input listed in inputs.jsonl; refuses paths leaving its folder."""
-    base = Path(base_dir).resolve()
-    path = (base / relative).resolve()
-    if Path(relative).is_absolute() or not path.is_relative_to(base):
-        raise UserError(
-            f"visual path {relative!r} points outside {base}",
-            file=file,
-            row=row,
-            fix="inputs.jsonl paths must be relative to its own folder; rebuild with build-inputs",
-        )
-    return path
-
-
 def visual_content(row: dict, base_dir: Path, *, file=None, lineno=None) -> list[dict]:
-    """Qwen2.5-VL content items for a row's ``images`` and ``video`` (relative to base_dir)."""
+    """Chat content items for a row's ``images`` and ``frames`` (relative to base_dir)."""
     items = []
     for rel in row.get("images") or []:
         items.append(
             {"type": "image", "image": str(resolve_visual(base_dir, rel, file=file, row=lineno))}
         )
-    if isinstance(row.get("video"), list):  # a test row's own "video" is its clip name
-        frames = [str(resolve_visual(base_dir, rel, file=file, row=lineno)) for rel in row["video"]]
+    if row.get("frames"):
+        frames = [
+            str(resolve_visual(base_dir, rel, file=file, row=lineno)) for rel in row["frames"]
+        ]
         items.append({"type": "video", "video": frames})
     return items
 
