@@ -8,7 +8,7 @@ from train_fixtures import clip_rows
 from vqa.collator import IGNORE_INDEX, TrainCollator
 from vqa.errors import UserError
 from vqa.model import load_processor
-from vqa.prompts import question_type
+from vqa.question_types import question_type
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,8 @@ from vqa.parse import (
     parse_left_right,
     parse_yes_no,
 )
-from vqa.prompts import official, question_type
+from vqa.prompts import official
+from vqa.question_types import question_type
 
 PREDICTIONS = Path(__file__).resolve().parents[2] / "shared" / "data" / "megc2025" / "predictions"
 

@@ -22,7 +22,7 @@ from vqa.cli import main as cli
 from vqa.errors import UserError
 from vqa.jsonl import read_jsonl, write_jsonl
 from vqa.model import load_model, load_processor
-from vqa.prompts import question_type
+from vqa.question_types import question_type
 from vqa.train import (
     answer_rows,
     build_model,

@@ -19,7 +19,8 @@ from vqa.cli import command_parser
 from vqa.errors import UserError
 from vqa.jsonl import dumps, read_jsonl, write_jsonl
 from vqa.model import DEFAULT_MODEL, adapter_base
-from vqa.prompts import PROMPT_STYLES, build_messages, load_yaml, max_new_tokens
+from vqa.prompts import PROMPT_STYLES, build_messages, load_yaml
+from vqa.question_types import budget, make_consistent, submission_name
 from vqa.records import check_row, parse_video_id, qa_part
 
 SUBMISSION_FIELDS = ("video_id", "video", "question", "answer")
@@ -76,7 +77,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--max-new-tokens",
         type=int,
-        help="cap on the answer length budgets per question type (prompts/inference.yaml)",
+        help="cap on the answer length budgets of the question types (vqa/question_types.py)",
     )
     parser.add_argument(
         "--restart",
@@ -208,11 +209,6 @@ def load_partial(path: Path, identity: dict, restart: bool) -> dict[int, str]:
 # ---------------------------------------------------------------- generation
 
 
-def budget(question: str, cap: int | None) -> int:
-    """New-token budget of a question: its type's budget from prompts/, at most ``cap``."""
-    return min(max_new_tokens(question), cap or sys.maxsize)
-
-
 def plan_batches(
     rows: list[dict], pending: list[int], batch_size: int, cap: int | None = None
 ) -> list[list[int]]:
@@ -309,8 +305,6 @@ def answer_file_rows(rows: list[dict], answers: list[str], consistency: bool) ->
     qa = [qa_part(r) for r in rows]
     final = answers
     if consistency:
-        from vqa.consistency import make_consistent
-
         final = make_consistent(qa, answers)
     out = []
     for row, answer, raw in zip(qa, final, answers, strict=True):
@@ -319,13 +313,6 @@ def answer_file_rows(rows: list[dict], answers: list[str], consistency: bool) ->
             row["raw_answer"] = raw
         out.append(row)
     return out
-
-
-def submission_name(video_id: str, challenge: str) -> str:
-    """Leaderboard file of a test row: ``me_vqa_<dataset>_test_pred.jsonl`` (2025) or
-    ``me_vqa_<dataset>_v2_test_pred.jsonl`` (2026's ME-VQA-v2)."""
-    dataset = parse_video_id(video_id).dataset
-    return f"me_vqa_{dataset}{'_v2' if challenge == '2026' else ''}_test_pred.jsonl"
 
 
 def check_test_rows(rows: list[dict], inputs: Path) -> None:
@@ -345,7 +332,7 @@ def write_submissions(answers: list[dict], folder: Path, challenge: str) -> None
     """One file per test file: its rows in order, fields video_id, video, question, answer."""
     files: dict[str, list[dict]] = {}
     for row in answers:
-        name = submission_name(row["video_id"], challenge)
+        name = submission_name(row, challenge)
         files.setdefault(name, []).append({key: row[key] for key in SUBMISSION_FIELDS})
     folder.mkdir(exist_ok=True)
     for name, entries in files.items():

@@ -26,7 +26,8 @@ from vqa.args import Arguments, parse_args
 from vqa.errors import UserError
 from vqa.folds import holdout_subjects, split_rows, subject_of
 from vqa.jsonl import atomic_path, read_jsonl, write_jsonl, write_text_atomic
-from vqa.prompts import PROMPT_STYLES, build_messages, max_new_tokens, official, question_type
+from vqa.prompts import PROMPT_STYLES, build_messages
+from vqa.question_types import budget, names, question_type
 from vqa.records import BASE_KEY, check_row, qa_part, visual_files
 
 DESCRIPTION = (
@@ -88,7 +89,7 @@ def of_question_types(rows: list[dict], types: str | None) -> list[dict]:
     """The rows whose question is of one of ``types`` (a comma list; None keeps all)."""
     if not types:
         return rows
-    known = (*official()["question_types"], "other")
+    known = names()
     wanted = {t.strip() for t in types.split(",") if t.strip()}
     unknown = sorted(wanted - set(known))
     if unknown:
@@ -125,7 +126,7 @@ def answer_rows(model, processor, rows: list[dict], style: str, batch_size: int)
     from vqa.model import generate
 
     conversations = [build_messages(r, Path(r[BASE_KEY]), style) for r in rows]
-    budgets = [max_new_tokens(r["question"]) for r in rows]
+    budgets = [budget(r["question"]) for r in rows]
     answers = generate(
         model, processor, conversations, max_new_tokens=budgets, batch_size=batch_size
     )
