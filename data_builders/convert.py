@@ -41,6 +41,12 @@ def build_parser():
         "--out", type=Path, required=True, help="output folder for clips.jsonl and qa.jsonl"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the yes/no AU draws")
+    parser.add_argument(
+        "--analysis",
+        action="store_true",
+        help="add one open-ended analysis row per clip (MEGC2026 ME-VQA-v2), its reference "
+        "built from the clip's AUs and classes with templates from prompts/questions.yaml",
+    )
     parser.add_argument("--keep-others", action="store_true", help="keep clips labelled others")
     parser.add_argument(
         "--keep-fear-sadness",
@@ -103,7 +109,7 @@ def questions(
 ) -> tuple[list[dict], list[Clip]]:
     """The qa rows (generated, or joined from the --qa-from rows) and the clips they use."""
     if official is None:
-        return qa_rows(clips, args.seed, extra), clips
+        return qa_rows(clips, args.seed, extra, args.analysis), clips
     rows, used, missing = join_official(official, clips, args.database)
     for row_id in missing:
         report.warn(
@@ -146,6 +152,11 @@ def main(argv: list[str]) -> int:
     if args.labels is None and args.database != "smic":
         raise UserError(
             f"{args.database} needs --labels", fix="give the database's label sheet with --labels"
+        )
+    if args.analysis and args.qa_from:
+        raise UserError(
+            "--analysis adds generated rows; --qa-from keeps the official ones",
+            fix="use one of them",
         )
     check_out(args.out)
     official = official_rows(args.qa_from) if args.qa_from else None
