@@ -53,6 +53,12 @@ def build_parser():
         "--seed", type=int, default=0, help="seed of the yes/no AU draws and the LVQA k-th events"
     )
     parser.add_argument(
+        "--analysis",
+        action="store_true",
+        help="add one open-ended analysis row per clip (MEGC2026 ME-VQA-v2), its reference "
+        "built from the clip's AUs and classes with templates from prompts/questions.yaml",
+    )
+    parser.add_argument(
         "--all-events",
         action="store_true",
         help="long videos: ask the type of every event, not of two drawn ones",
@@ -119,7 +125,7 @@ def questions(
 ) -> tuple[list[dict], list[Clip]]:
     """The qa rows (generated, or joined from the --qa-from rows) and the clips they use."""
     if official is None:
-        return qa_rows(clips, args.seed, extra), clips
+        return qa_rows(clips, args.seed, extra, args.analysis), clips
     rows, used, missing = join_official(official, clips, args.database)
     for row_id in missing:
         report.warn(
@@ -200,6 +206,11 @@ def main(argv: list[str]) -> int:
     if args.labels is None and args.database != "smic":
         raise UserError(
             f"{args.database} needs --labels", fix="give the database's label sheet with --labels"
+        )
+    if args.analysis and args.qa_from:
+        raise UserError(
+            "--analysis adds generated rows; --qa-from keeps the official ones",
+            fix="use one of them",
         )
     check_out(args.out)
     if args.database in long_videos.SPECS:

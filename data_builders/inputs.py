@@ -37,9 +37,10 @@ from data_builders.sampling import (
 from vqa.cli import command_parser
 from vqa.errors import UserError
 from vqa.jsonl import read_jsonl, write_jsonl
+from vqa.records import VISUAL_KEYS
 
 MODES = ("video", "oao", "flow", "video+flow", "oao+flow")
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -159,14 +160,14 @@ def _write(folder: Path, name: str, image: np.ndarray) -> str:
 
 
 def _render(job: ClipJob, frames: dict[int, Path], apex: int, params: Params, tmp: Path) -> dict:
-    """Write the clip's images into ``tmp``; returns the image and video file names."""
+    """Write the clip's images into ``tmp``; returns the picture and video-frame file names."""
     onset, offset = _span(job, list(frames))
-    video = params.mode.startswith("video")
-    sampled = video_frames(list(frames), onset, offset, params.num_frames) if video else []
+    is_video = params.mode.startswith("video")
+    sampled = video_frames(list(frames), onset, offset, params.num_frames) if is_video else []
     oao = oao_frames(onset, apex, offset) if params.mode.startswith("oao") else []
     box = crop_box(params.face_crop, frames[onset])
     clip = ClipFrames(frames, box, params, set(sampled) | set(oao))
-    video = [
+    frame_names = [
         _write(tmp, f"frame_{i:02d}_{n}.jpg", clip.colour(n, params.size))
         for i, n in enumerate(sampled)
     ]
@@ -176,7 +177,7 @@ def _render(job: ClipJob, frames: dict[int, Path], apex: int, params: Params, tm
     ]
     if "flow" in params.mode:
         images.append(_write(tmp, "flow.png", _flow_image(clip, onset, apex, params)))
-    return {"images": images, "video": video, "face_box": box}
+    return {"images": images, "frames": frame_names, "face_box": box}
 
 
 def build_clip(job: ClipJob, params: Params, out_dir: Path) -> dict:
@@ -287,9 +288,6 @@ def build_all(jobs: list[ClipJob], params: Params, out_dir: Path, workers: int) 
     return records
 
 
-VISUAL_KEYS = ("mode", "images", "video", "apex_estimated", "flow_legend")
-
-
 def input_row(row: dict, record: dict, params: Params) -> dict:
     """A QA row plus its visual input, paths relative to the inputs.jsonl folder."""
     out = {k: v for k, v in row.items() if k not in VISUAL_KEYS}
@@ -297,8 +295,8 @@ def input_row(row: dict, record: dict, params: Params) -> dict:
     prefix = f"clips/{record['folder']}/"
     if record["images"]:
         out["images"] = [prefix + name for name in record["images"]]
-    if record["video"]:
-        out["video"] = [prefix + name for name in record["video"]]
+    if record["frames"]:
+        out["frames"] = [prefix + name for name in record["frames"]]
     out["apex_estimated"] = record["apex_estimated"]
     if "flow" in params.mode:
         out["flow_legend"] = flowlib.legend_sentence(params.overlay)

@@ -8,7 +8,7 @@ from train_fixtures import clip_rows
 from vqa.collator import IGNORE_INDEX, TrainCollator
 from vqa.errors import UserError
 from vqa.model import load_processor
-from vqa.prompts import question_type
+from vqa.question_types import question_type
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def test_supervised_tokens_are_exactly_each_answer_and_its_end_token(
     assert batch["pixel_values"].shape[0] > 0 and batch["pixel_values_videos"].shape[0] > 0
     images_per_row = [len(r.get("images") or []) for r in mixed_rows]
     assert batch["image_grid_thw"].shape[0] == sum(images_per_row)
-    assert batch["video_grid_thw"].shape[0] == sum(1 for r in mixed_rows if r.get("video"))
+    assert batch["video_grid_thw"].shape[0] == sum(1 for r in mixed_rows if r.get("frames"))
 
 
 def test_too_long_sample_names_the_length_it_needs(processor, tmp_path):

@@ -47,7 +47,7 @@ def clip_row(video: str, k: int, question: str, folder: str, mode: str) -> dict:
     frames = [f"{folder}/{n}.png" for n in range(4)]
     if mode == "oao":
         return {**row, "mode": "oao", "images": frames[:3], "apex_estimated": True}
-    return {**row, "mode": "video", "video": frames, "apex_estimated": True}
+    return {**row, "mode": "video", "frames": frames, "apex_estimated": True}
 
 
 def write_inputs(folder: Path, clips: dict[str, list[str]], mode_of=lambda i: "oao") -> Path:
@@ -172,8 +172,8 @@ def test_consistency_and_submission_files(tiny_model_dir, mixed_inputs, batch1_a
                 answers.get(Q["coarse"], coarse),
             )
     names = sorted(p.name for p in subs.iterdir())
-    assert names == ["me_vqa_casme3_test_pred_v2.jsonl", "me_vqa_samm_test_pred_v2.jsonl"]
-    samm = read_jsonl(subs / "me_vqa_samm_test_pred_v2.jsonl")
+    assert names == ["me_vqa_casme3_v2_test_pred.jsonl", "me_vqa_samm_v2_test_pred.jsonl"]
+    samm = read_jsonl(subs / "me_vqa_samm_v2_test_pred.jsonl")
     assert samm == [
         {k: r[k] for k in ("video_id", "video", "question", "answer")}
         for r in rows
@@ -231,7 +231,8 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str]:
     [
         ("missing inputs", r"nope\.jsonl: file not found"),
         ("no question", r"inputs\.jsonl:2: row has no question"),
-        ("missing image", r"inputs\.jsonl:1: input image missing: .*SAMM-1/2\.png"),
+        ("missing image", r"inputs\.jsonl:1: visual file 'SAMM-1/2\.png' is missing"),
+        ("older inputs format", r"inputs\.jsonl:1: .*older build-inputs.*\(rebuild it with"),
         ("missing output folder", r"missing: output folder does not exist"),
         (
             "training rows for a submission",
@@ -248,6 +249,8 @@ def test_bad_input_is_one_line(case, message, tiny_model_dir, tmp_path, capsys):
         del rows[1]["question"]
     elif case == "missing image":
         (tmp_path / "SAMM-1" / "2.png").unlink()
+    elif case == "older inputs format":
+        rows[0]["video"] = ["SAMM-1/0.png", "SAMM-1/1.png"]  # frames stored under the clip name
     elif case == "missing output folder":
         out = tmp_path / "missing" / "answers.jsonl"
     else:

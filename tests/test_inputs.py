@@ -92,13 +92,13 @@ def test_oao_is_exactly_onset_apex_offset(numbered_clip):
     assert build(numbered_clip, "oao") == 0
     row = read_jsonl(numbered_clip / "out" / "inputs.jsonl")[0]
     assert [read_number(numbered_clip / "out" / p) for p in row["images"]] == [ONSET, APEX, OFFSET]
-    assert row["mode"] == "oao" and row["apex_estimated"] is False and "video" not in row
+    assert row["mode"] == "oao" and row["apex_estimated"] is False and "frames" not in row
 
 
 def test_video_is_n_evenly_spaced_frames_in_order(numbered_clip):
     assert build(numbered_clip, "video", "--num-frames", "6") == 0
     row = read_jsonl(numbered_clip / "out" / "inputs.jsonl")[0]
-    numbers = [read_number(numbered_clip / "out" / p) for p in row["video"]]
+    numbers = [read_number(numbered_clip / "out" / p) for p in row["frames"]]
     expected = [round(ONSET + k * (OFFSET - ONSET) / 5) for k in range(6)]
     assert numbers == expected
 
@@ -223,7 +223,7 @@ def test_inputs_load_in_the_tiny_processor(numbered_clip, mode, tiny_model_dir):
         add_generation_prompt=False,
     )
     assert ("pixel_values" in batch) == ("images" in row)
-    assert ("pixel_values_videos" in batch) == ("video" in row)
+    assert ("pixel_values_videos" in batch) == ("frames" in row)
 
 
 def expect_error(capsys, code: int, *fragments: str) -> None:

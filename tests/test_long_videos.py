@@ -14,7 +14,7 @@ from data_builders.au import parse_aus
 from data_builders.synthetic_long import synthesize_long
 from vqa.cli import main
 from vqa.lvqa import texts
-from vqa.prompts import question_type
+from vqa.question_types import question_type
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 SAMM_SHEET = SHARED / "annotations/samm_long_videos/SAMM_LongVideos_V2_Release.csv"
@@ -185,10 +185,19 @@ def test_synthetic_long_videos_convert_and_score_perfectly(synthetic, tmp_path, 
         assert lv["au_inventory"]["f1"] == 1 and lv["event_type"]["uf1"] == 1
         assert block["spotting"]["f1"] == 1 and block["spotting"]["fn"] == 0
     assert "## ME-LVQA (long videos)" in (tmp_path / "s/report.md").read_text()
+    assert list(metrics["overall"]["spotting"])[:6] == [
+        "tp",
+        "fp",
+        "fn",
+        "precision",
+        "recall",
+        "f1",
+    ]
     intervals = tmp_path / "intervals.jsonl"
     intervals.write_text("".join((tmp_path / n / "intervals.jsonl").read_text() for n in dbs))
     assert main(["score-spotting", "--pred", str(intervals), "--gt", str(intervals)]) == 0
-    assert "| Overall | all |" in capsys.readouterr().out
+    n = len(intervals.read_text().splitlines())
+    assert f"| Overall | {n} | 0 | 0 | 1.0000 | 1.0000 | 1.0000 |" in capsys.readouterr().out
 
 
 def test_lvqa_rows_follow_the_megc2026_test_files(synthetic, tmp_path, capsys):

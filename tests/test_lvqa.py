@@ -14,7 +14,7 @@ from vqa.lvqa import (
     render_intervals,
     texts,
 )
-from vqa.prompts import question_type
+from vqa.question_types import question_type
 from vqa.score import score_rows
 
 
@@ -127,5 +127,35 @@ def test_score_rows_fill_the_lvqa_and_spotting_blocks():
 
 def test_unreadable_ground_truth_is_a_user_error():
     row = _row("v1", 1, texts()["questions"]["count_total"], "several")
-    with pytest.raises(UserError, match="cannot be read as a lvqa_count_total answer"):
+    with pytest.raises(UserError, match="names no number of events"):
         score_rows([row], [row])
+
+
+def test_consistency_makes_a_videos_answers_agree():
+    from vqa.question_types import make_consistent, submission_name
+
+    q = texts()["questions"]
+    rows = [
+        {"video_id": f"samm_test_1_001_2_{k}", "video": "1_001_2", "question": question}
+        for k, question in enumerate(
+            [
+                q["count_total"],
+                q["count_micro"],
+                q["count_macro"],
+                q["event_type"].format(k=2),
+                q["spot_micro"],
+                q["spot_macro"],
+            ],
+            1,
+        )
+    ]
+    answers = ["5", "1", "1", "micro", "300-320, 10-20", "100-200"]
+    assert make_consistent(rows, answers) == [
+        "3",  # micro + macro
+        "2",  # the listed micro-expressions
+        "1",
+        "macro-expression",  # events by onset: 10-20 micro, 100-200 macro, 300-320 micro
+        "10-20; 300-320",
+        "100-200",
+    ]
+    assert submission_name(rows[0], "2026") == "me_lvqa_samm_test_pred.jsonl"

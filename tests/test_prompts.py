@@ -1,7 +1,9 @@
 import pytest
 
 from vqa.errors import UserError
-from vqa.prompts import build_messages, official, prompt_text, question_type, resolve_visual
+from vqa.prompts import build_messages, official, prompt_text
+from vqa.question_types import question_type
+from vqa.records import resolve_visual
 
 OFFICIAL_EXAMPLES = {
     "What is the coarse expression class?": "coarse",
@@ -37,7 +39,7 @@ def test_messages_put_visuals_before_text(tmp_path):
         "question": "What is the action unit?",
         "answer": "dimpler",
         "images": ["a.jpg"],
-        "video": ["f1.jpg", "f2.jpg"],
+        "frames": ["f1.jpg", "f2.jpg"],
     }
     messages = build_messages(row, tmp_path, with_answer=True)
     kinds = [item["type"] for item in messages[0]["content"]]

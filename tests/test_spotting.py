@@ -152,8 +152,8 @@ def test_command_reads_jsonl_and_csv(tmp_path, capsys, suffix):
     ]
     assert (spot["tp"], spot["fp"], spot["fn"]) == (3, 4, 4)
     assert set(metrics["by_dataset"]) == {"samm_lv", "casme_sq"}
-    assert "| SAMM Long Videos | macro | 2 | 1 | 1 |" in (out / "report.md").read_text()
-    assert "| Overall | all | 3 | 4 | 4 |" in capsys.readouterr().out
+    assert "| SAMM Long Videos | 2 | 1 | 2 | 0.6667 |" in (out / "report.md").read_text()
+    assert "| Overall | 3 | 4 | 4 | 0.4286 |" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +23,7 @@ from vqa.cli import main as cli
 from vqa.errors import UserError
 from vqa.jsonl import read_jsonl, write_jsonl
 from vqa.model import load_model, load_processor
-from vqa.prompts import question_type
+from vqa.question_types import question_type
 from vqa.train import (
     answer_rows,
     build_model,
@@ -231,7 +232,17 @@ def test_crossval_runs_every_subject_once_and_pools_the_answers(tiny_model_dir, 
         score(pooled, load_inputs(inputs, "train_file"))["coarse_uf1"]
         == result["pooled"]["coarse"]["uf1"]
     )
-    capsys.readouterr()
+    rows = load_inputs(inputs, "train_file")
+    fold_uf1 = [  # each fold scored on its own held-out subject, then averaged (DFME)
+        score(read_jsonl(d / "eval_answers.jsonl"), [r for r in rows if r["subject"] == s])
+        for d, s in zip(sorted(out.glob("fold_*")), ("s00", "s01", "s02"), strict=True)
+    ]
+    spread = result["per_fold"]["coarse"]["uf1"]
+    values = [f["coarse_uf1"] for f in fold_uf1]
+    assert spread["folds"] == 3 and spread["mean"] == pytest.approx(statistics.fmean(values))
+    assert spread["std"] == pytest.approx(statistics.stdev(values))
+    assert set(result["per_fold"]["fine"]) == {"accuracy", "uf1", "uar"}
+    assert "per-fold coarse: accuracy" in capsys.readouterr().out
     assert cli(["crossval", *argv]) == 0  # resumable: finished folds are skipped
     assert capsys.readouterr().out.count("done already, skipped") == 3
 

@@ -49,7 +49,7 @@ def clip_rows(
     base = {"dataset": "synth", "image_id": name, "subject": subject, "filename": clip}
     if mode == "video":
         visual = {
-            "video": [write_image(root / name / f"{k}.png", colour, seed + k) for k in range(4)]
+            "frames": [write_image(root / name / f"{k}.png", colour, seed + k) for k in range(4)]
         }
     elif mode == "oao":
         visual = {

@@ -246,7 +246,7 @@ def _metrics(out: Path, mode: str, setting: str) -> dict:
 def results_table(out: Path) -> str:
     """The MEGC2025 paper's Table 2 layout: per database and overall, rows input x setting."""
     runs = {(m, s): _metrics(out, m, s) for m in INPUTS for s in SETTINGS}
-    blocks = []
+    blocks, columns = [], ["Input", "", *report.headers(report.TABLES["main"])]
     for db in (*DATABASES, "overall"):
         rows = []
         for (mode, setting), metrics in runs.items():
@@ -256,9 +256,7 @@ def results_table(out: Path) -> str:
         if not rows:  # no held-out subject of this database in the fold
             continue
         title = "Overall" if db == "overall" else report.DATASET_NAMES[db]
-        blocks.append(
-            f"{title}\n\n" + report.markdown_table(["Input", "", *report.MAIN_HEADERS], rows)
-        )
+        blocks.append(f"{title}\n\n" + report.markdown_table(columns, rows))
     return "\n\n".join(blocks)
 
 

@@ -19,11 +19,10 @@ from vqa.cli import command_parser
 from vqa.errors import UserError
 from vqa.jsonl import dumps, read_jsonl, write_jsonl
 from vqa.model import DEFAULT_MODEL, adapter_base
-from vqa.prompts import PROMPT_STYLES, build_messages, load_yaml, max_new_tokens
+from vqa.prompts import PROMPT_STYLES, build_messages, load_yaml
+from vqa.question_types import budget, make_consistent, submission_name
+from vqa.records import check_row, parse_video_id, qa_part
 
-# Keys build-inputs adds to a qa row, besides "video" when that is a frame list (the test
-# schema's own "video" is the clip name).
-INPUT_KEYS = ("mode", "images", "apex_estimated", "flow_legend")
 SUBMISSION_FIELDS = ("video_id", "video", "question", "answer")
 PARTIAL_FORMAT = 1
 
@@ -59,7 +58,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--challenge",
         choices=("2025", "2026"),
         default="2025",
-        help="submission file names: 2026 uses the _v2 names",
+        help="submission file names: 2026 writes ME-VQA-v2's me_vqa_<db>_v2_test_pred.jsonl",
     )
     parser.add_argument(
         "--dtype",
@@ -78,7 +77,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--max-new-tokens",
         type=int,
-        help="cap on the answer length budgets per question type (prompts/inference.yaml)",
+        help="cap on the answer length budgets of the question types (vqa/question_types.py)",
     )
     parser.add_argument(
         "--restart",
@@ -135,53 +134,8 @@ def question_rows(path: Path) -> list[dict]:
                 row=lineno,
                 fix="every row needs a non-empty 'question'",
             )
-        for item in build_messages(prompt_row(row), path.parent, file=path, lineno=lineno)[0][
-            "content"
-        ]:
-            for visual in _visual_files(item):
-                if not Path(visual).is_file():
-                    raise UserError(
-                        f"input image missing: {visual}",
-                        file=path,
-                        row=lineno,
-                        fix="rebuild the inputs with me-vqa build-inputs",
-                    )
+        check_row(row, path.parent, path, lineno)
     return rows
-
-
-def _visual_files(item: dict) -> list[str]:
-    if item["type"] == "image":
-        return [item["image"]]
-    if item["type"] == "video":
-        return list(item["video"])
-    return []
-
-
-def prompt_row(row: dict) -> dict:
-    """The row as build_messages reads it: a test-schema clip name in "video" is no frame list."""
-    if isinstance(row.get("video"), str):
-        return {k: v for k, v in row.items() if k != "video"}
-    return row
-
-
-def clip_name_of(video_id: str) -> str:
-    """The clip a challenge test row asks about: ``samm_test_SAMM-1_3`` -> ``SAMM-1``."""
-    return video_id.split("_test_", 1)[-1].rsplit("_", 1)[0]
-
-
-def qa_row(row: dict) -> dict:
-    """The qa row's own keys: an inputs row without what build-inputs added.
-
-    A test-schema row whose clip name build-inputs replaced with frames gets it back.
-    """
-    own = {}
-    for key, value in row.items():
-        if key == "video" and isinstance(value, list):
-            if isinstance(row.get("video_id"), str):
-                own[key] = clip_name_of(row["video_id"])
-        elif key not in INPUT_KEYS:
-            own[key] = value
-    return own
 
 
 # ---------------------------------------------------------------- run identity and resuming
@@ -255,11 +209,6 @@ def load_partial(path: Path, identity: dict, restart: bool) -> dict[int, str]:
 # ---------------------------------------------------------------- generation
 
 
-def budget(question: str, cap: int | None) -> int:
-    """New-token budget of a question: its type's budget from prompts/, at most ``cap``."""
-    return min(max_new_tokens(question), cap or sys.maxsize)
-
-
 def plan_batches(
     rows: list[dict], pending: list[int], batch_size: int, cap: int | None = None
 ) -> list[list[int]]:
@@ -296,9 +245,7 @@ def answer_rows(
     )
     with bar:
         for batch in plan_batches(rows, pending, args.batch_size, args.max_new_tokens):
-            conversations = [
-                build_messages(prompt_row(rows[i]), base_dir, args.prompt_style) for i in batch
-            ]
+            conversations = [build_messages(rows[i], base_dir, args.prompt_style) for i in batch]
             texts = generate(
                 model,
                 processor,
@@ -355,11 +302,9 @@ def load(model_name: str, args: argparse.Namespace):
 
 def answer_file_rows(rows: list[dict], answers: list[str], consistency: bool) -> list[dict]:
     """The qa rows with ``answer`` filled, plus ``raw_answer`` where --consistency changed it."""
-    qa = [qa_row(r) for r in rows]
+    qa = [qa_part(r) for r in rows]
     final = answers
     if consistency:
-        from vqa.consistency import make_consistent
-
         final = make_consistent(qa, answers)
     out = []
     for row, answer, raw in zip(qa, final, answers, strict=True):
@@ -370,17 +315,11 @@ def answer_file_rows(rows: list[dict], answers: list[str], consistency: bool) ->
     return out
 
 
-def submission_name(video_id: str, challenge: str) -> str:
-    """Leaderboard file of a test row: ``me_vqa_<dataset>_test_pred[_v2].jsonl``."""
-    dataset = video_id.split("_test_", 1)[0]
-    return f"me_vqa_{dataset}_test_pred{'_v2' if challenge == '2026' else ''}.jsonl"
-
-
 def check_test_rows(rows: list[dict], inputs: Path) -> None:
     """A submission answers the challenge test files: every row must be one of their rows."""
     for lineno, row in enumerate(rows, 1):
         video_id = row.get("video_id")
-        if not isinstance(video_id, str) or "_test_" not in video_id:
+        if not isinstance(video_id, str) or parse_video_id(video_id) is None:
             raise UserError(
                 "a submission needs the challenge test rows (video_id like samm_test_SAMM-1_1)",
                 file=inputs,
@@ -393,7 +332,7 @@ def write_submissions(answers: list[dict], folder: Path, challenge: str) -> None
     """One file per test file: its rows in order, fields video_id, video, question, answer."""
     files: dict[str, list[dict]] = {}
     for row in answers:
-        name = submission_name(row["video_id"], challenge)
+        name = submission_name(row, challenge)
         files.setdefault(name, []).append({key: row[key] for key in SUBMISSION_FIELDS})
     folder.mkdir(exist_ok=True)
     for name, entries in files.items():

@@ -1,6 +1,6 @@
 """ME-LVQA answers (MEGC2026): parsers, the localisation answer format and the ``lvqa`` metrics.
 
-Question types (recognised by ``prompts/questions.yaml``, phrased in ``prompts/lvqa.yaml``):
+Question types (registered in :mod:`vqa.question_types`, phrased in ``prompts/lvqa.yaml``):
 
 - ``lvqa_count_total``, ``lvqa_count_micro``, ``lvqa_count_macro``: a number of events; the
   first number in the answer, in digits or as a word (zero to twenty, "no"/"none" = 0).
@@ -12,6 +12,10 @@ Question types (recognised by ``prompts/questions.yaml``, phrased in ``prompts/l
 - ``lvqa_spot_micro``, ``lvqa_spot_macro``: every event of the type as ``onset-offset``
   (inclusive frame numbers) joined by "; ", or ``none``; scored as spotting
   (:mod:`vqa.spotting`), the video being the row id without its last ``_k``.
+
+Consistency (``infer --consistency``, track ``lvqa``): a type's count is the number of its
+listed intervals when the list was read, the total is micro + macro when both are known, and
+the k-th event's type is read from the two lists in onset order when both were read.
 """
 
 from __future__ import annotations
@@ -20,7 +24,15 @@ import math
 import re
 
 from vqa import spotting
-from vqa.errors import UserError
+from vqa.metrics import (
+    Block,
+    Table,
+    class_scores,
+    mean,
+    pairs_of,
+    register_block,
+    register_table,
+)
 from vqa.parse import parse_aus
 from vqa.prompts import load_yaml
 
@@ -89,41 +101,15 @@ def parse_intervals(text: str) -> list[tuple[int, int]] | None:
     return [] if _NONE.search(text.lower()) else None
 
 
-PARSERS = {
-    **dict.fromkeys(COUNT_TYPES, parse_count),
-    AU_TYPE: parse_au_set,
-    EVENT_TYPE: parse_event_type,
-    **dict.fromkeys(SPOT_TYPES, parse_intervals),
-}
-
-
-def parse_item(qtype: str, truth: str, answer: str, file, row) -> tuple:
-    """(true value, predicted value or None) of one LVQA answer; bad ground truth raises."""
-    parse = PARSERS[qtype]
-    value = parse(truth)
-    if value is None or value == frozenset():
-        raise UserError(
-            f"ground-truth answer {truth!r} cannot be read as a {qtype} answer",
-            file=file,
-            row=row,
-            fix="ground truth must use the phrasings of prompts/lvqa.yaml",
-        )
-    return value, parse(answer)
-
-
 # ---------------------------------------------------------------- metrics
-
-
-def _mean(values: list[float]) -> float | None:
-    return sum(values) / len(values) if values else None
 
 
 def count_metrics(pairs: list[tuple[int, int | None]]) -> dict:
     """MAE and RMSE of the parsed counts; the unparsed ones are counted apart."""
     errors = [pred - true for true, pred in pairs if pred is not None]
-    mse = _mean([e * e for e in errors])
+    mse = mean([e * e for e in errors])
     return {
-        "mae": _mean([abs(e) for e in errors]),
+        "mae": mean([abs(e) for e in errors]),
         "rmse": math.sqrt(mse) if mse is not None else None,
         "n": len(errors),
         "unparsed": len(pairs) - len(errors),
@@ -138,16 +124,23 @@ def au_inventory_metrics(pairs: list[tuple[frozenset, frozenset | None]]) -> dic
         common, union = len(true & pred), len(true | pred)
         f1.append(2 * common / (len(true) + len(pred)))
         jaccard.append(common / union)
-    return {"f1": _mean(f1), "jaccard": _mean(jaccard), "n": len(pairs)}
+    return {"f1": mean(f1), "jaccard": mean(jaccard), "n": len(pairs)}
 
 
 def event_type_metrics(pairs: list[tuple[str, str | None]]) -> dict:
     """UF1 and UAR of micro/macro over the true classes; an unparsed answer is a miss."""
-    from vqa.score import class_scores  # vqa.score imports this module
-
     scores = class_scores(pairs, "gt") if pairs else {"uf1": None, "uar": None}
     unparsed = sum(1 for _, pred in pairs if pred is None)
     return {**scores, "n": len(pairs), "unparsed": unparsed}
+
+
+def lvqa_block(items: list, label_set: str) -> dict:
+    """The ``lvqa`` block of metrics.json for one subset of scored items."""
+    return {
+        "count": {name: count_metrics(pairs_of(items, q)) for q, name in COUNT_TYPES.items()},
+        "au_inventory": au_inventory_metrics(pairs_of(items, AU_TYPE)),
+        "event_type": event_type_metrics(pairs_of(items, EVENT_TYPE)),
+    }
 
 
 def video_key(row_id: str) -> str:
@@ -159,24 +152,77 @@ def localisation_intervals(items) -> tuple[list[spotting.Interval], list[spottin
     """(predicted, true) intervals of the localisation answers among scored items."""
     preds, truth = [], []
     for it in items:
-        if it.qtype not in SPOT_TYPES:
-            continue
-        kind, video = SPOT_TYPES[it.qtype], video_key(it.id)
-        true, pred = it.lvqa
-        truth += [spotting.Interval(it.dataset, video, a, b, kind) for a, b in true]
-        preds += [spotting.Interval(it.dataset, video, a, b, kind) for a, b in pred or []]
+        for task, kind in SPOT_TYPES.items():
+            if task not in it.labels:
+                continue
+            true, pred = it.labels[task]
+            video = video_key(it.id)
+            truth += [spotting.Interval(it.dataset, video, a, b, kind) for a, b in true]
+            preds += [spotting.Interval(it.dataset, video, a, b, kind) for a, b in pred or []]
     return preds, truth
 
 
-def blocks(items) -> dict:
-    """The ``lvqa`` and ``spotting`` blocks of metrics.json for one subset of scored items."""
+def spotting_from_answers(items: list, label_set: str) -> dict:
+    """The ``spotting`` block: the localisation answers scored as spotting."""
+    return spotting.spotting_block(*localisation_intervals(items))
 
-    def pairs(qtypes) -> list[tuple]:
-        return [it.lvqa for it in items if it.qtype in qtypes]
 
-    lvqa = {
-        "count": {name: count_metrics(pairs([q])) for q, name in COUNT_TYPES.items()},
-        "au_inventory": au_inventory_metrics(pairs([AU_TYPE])),
-        "event_type": event_type_metrics(pairs([EVENT_TYPE])),
-    }
-    return {"lvqa": lvqa, "spotting": spotting.spotting_block(*localisation_intervals(items))}
+register_block(Block("lvqa", (*COUNT_TYPES, AU_TYPE, EVENT_TYPE), lvqa_block))
+register_block(Block("spotting", tuple(SPOT_TYPES), spotting_from_answers))
+register_table(
+    "lvqa",
+    Table(
+        "ME-LVQA (long videos): counts, action-unit inventory, event type",
+        (
+            *(
+                (f"{kind.capitalize()} count {m.upper()}", f"lvqa.count.{kind}.{m}")
+                for m in ("mae", "rmse")
+                for kind in ("total", "micro", "macro")
+            ),
+            ("F1_AU", "lvqa.au_inventory.f1"),
+            ("AU Jaccard", "lvqa.au_inventory.jaccard"),
+            ("Type UF1", "lvqa.event_type.uf1"),
+            ("Type UAR", "lvqa.event_type.uar"),
+        ),
+    ),
+)
+
+
+# ---------------------------------------------------------------- consistency (--consistency)
+
+
+def gather_video(raw: dict[str, str]) -> dict:
+    """What one video's answers agree on: per type the listed intervals' number, else the
+    count answer; the total as micro + macro when both are known; events in onset order when
+    both lists were read."""
+    counts = {kind: parse_count(raw[t]) for t, kind in COUNT_TYPES.items() if t in raw}
+    listed = {kind: parse_intervals(raw[t]) for t, kind in SPOT_TYPES.items() if t in raw}
+    agreed: dict = {}
+    for kind in spotting.TYPES:
+        agreed[kind] = len(listed[kind]) if listed.get(kind) is not None else counts.get(kind)
+    known = [agreed[kind] for kind in spotting.TYPES if agreed[kind] is not None]
+    agreed["total"] = sum(known) if len(known) == 2 else counts.get("total")
+    if all(listed.get(kind) is not None for kind in spotting.TYPES):
+        agreed["events"] = sorted((a, b, kind) for kind in spotting.TYPES for a, b in listed[kind])
+    return agreed
+
+
+def count_answer(name: str):
+    """The rewrite of a count answer: the agreed number (the raw answer when none is)."""
+    return lambda question, raw, agreed: raw if agreed[name] is None else str(agreed[name])
+
+
+def event_type_answer(question: str, raw: str, agreed: dict) -> str:
+    """The k-th event's type from the listed intervals when both lists were read (k within
+    them), else the answer's own type in the MEGC2026 phrasing."""
+    answers = texts()["answers"]
+    k = int(_DIGITS.search(question).group())
+    events = agreed.get("events")
+    kind = events[k - 1][2] if events and 1 <= k <= len(events) else parse_event_type(raw)
+    return answers[f"type_{kind}"] if kind else raw
+
+
+def intervals_answer(question: str, raw: str, agreed: dict) -> str:
+    """A localisation answer rewritten in the format the scorer reads back exactly."""
+    intervals = parse_intervals(raw)
+    return raw if intervals is None else render_intervals(sorted(intervals))

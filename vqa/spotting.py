@@ -26,6 +26,7 @@ from pathlib import Path
 from vqa.cli import command_parser
 from vqa.errors import UserError
 from vqa.jsonl import read_jsonl, write_text_atomic
+from vqa.metrics import Table, class_scores, register_table
 
 TYPES = ("micro", "macro")
 TYPE_SPELLINGS = {"micro": "micro", "macro": "macro"} | {f"{t}-expression": t for t in TYPES}
@@ -105,8 +106,6 @@ def counts_block(tp: int, fp: int, fn: int) -> dict:
 
 def recognition_block(pairs: list[tuple[Interval, Interval]]) -> dict:
     """UF1, UAR and pooled F1 of the emotions of true positives with a true emotion."""
-    from vqa.score import class_scores  # vqa.score imports this module's users lazily
-
     labels = [(t.emotion, p.emotion) for p, t in pairs if t.emotion]
     right = sum(1 for true, pred in labels if pred == true)
     wrong_pred = sum(1 for true, pred in labels if pred is not None and pred != true)
@@ -148,6 +147,37 @@ def spotting_metrics(preds: list[Interval], truth: list[Interval]) -> dict:
             for db in datasets
         },
     }
+
+
+def _counts_columns(prefix: str, path: str) -> tuple[tuple[str, str], ...]:
+    keys = ("tp", "fp", "fn", "precision", "recall", "f1")
+    names = ("TP", "FP", "FN", "P", "R", "F1")
+    return tuple((f"{prefix}{n}", f"{path}{k}") for n, k in zip(names, keys, strict=True))
+
+
+register_table(
+    "spotting",
+    Table(
+        "Spotting (MEGC2021/2023: IoU >= 0.5, one to one, micro and macro apart)",
+        (
+            *_counts_columns("", "spotting."),
+            *_counts_columns("Micro ", "spotting.by_type.micro."),
+            *_counts_columns("Macro ", "spotting.by_type.macro."),
+        ),
+    ),
+)
+register_table(
+    "recognition",
+    Table(
+        "Spot-then-recognise (MEGC2025): recognition on the true positives, STRS",
+        (
+            ("Recognition UF1", "spotting.recognition.uf1"),
+            ("UAR", "spotting.recognition.uar"),
+            ("F1", "spotting.recognition.f1"),
+            ("STRS", "spotting.strs"),
+        ),
+    ),
+)
 
 
 # ---------------------------------------------------------------- reading
@@ -236,7 +266,7 @@ def main(argv: list[str]) -> int:
     preds = read_intervals(args.pred)
     check_videos(preds, truth, args.pred)
     metrics = spotting_metrics(preds, truth)
-    print(report.spotting_tables(metrics))
+    print("\n\n".join(markdown for _, markdown in report.shown_tables(metrics)))
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         write_text_atomic(args.out / "metrics.json", json.dumps(metrics, indent=2) + "\n")

@@ -26,30 +26,17 @@ from vqa.args import Arguments, parse_args
 from vqa.errors import UserError
 from vqa.folds import holdout_subjects, split_rows, subject_of
 from vqa.jsonl import atomic_path, read_jsonl, write_jsonl, write_text_atomic
-from vqa.prompts import (
-    PROMPT_STYLES,
-    build_messages,
-    max_new_tokens,
-    official,
-    question_type,
-    resolve_visual,
-)
+from vqa.prompts import PROMPT_STYLES, build_messages
+from vqa.question_types import budget, names, question_type
+from vqa.records import BASE_KEY, check_row, qa_part, visual_files
 
 DESCRIPTION = (
     "LoRA fine-tune Qwen2.5-VL on inputs.jsonl. Arguments come from --config YAML (any field "
     "below) and are overridden by flags. Launch with python, torchrun or accelerate launch."
 )
-# Keys of an inputs.jsonl row that are model inputs, not part of the qa row.
-INPUT_KEYS = ("mode", "images", "video", "apex_estimated", "flow_legend", "inputs_dir")
-# Loaded rows remember the folder their visual paths are relative to.
-BASE_KEY = "inputs_dir"
 
 
 # ---------------------------------------------------------------- data
-
-
-def visuals(row: dict) -> list[str]:
-    return list(row.get("images") or []) + list(row.get("video") or [])
 
 
 def check_rows(rows: list[dict], inputs_dir: Path, file: Path) -> None:
@@ -60,16 +47,14 @@ def check_rows(rows: list[dict], inputs_dir: Path, file: Path) -> None:
                 raise UserError(
                     f"row has no {key}", file=file, row=lineno, fix="train on rows with answers"
                 )
-        refs = visuals(row)
-        if not refs:
+        if not visual_files(row):
             raise UserError(
-                "row has no images or video", file=file, row=lineno, fix="rebuild with build-inputs"
+                "row has no images or frames",
+                file=file,
+                row=lineno,
+                fix="rebuild with build-inputs",
             )
-        for rel in refs:
-            if not resolve_visual(inputs_dir, rel, file=file, row=lineno).is_file():
-                raise UserError(
-                    f"visual file {rel!r} is missing", file=file, row=lineno, fix="rebuild inputs"
-                )
+        check_row(row, inputs_dir, file, lineno)
 
 
 def load_inputs(path: str | Path | None, what: str) -> list[dict]:
@@ -104,7 +89,7 @@ def of_question_types(rows: list[dict], types: str | None) -> list[dict]:
     """The rows whose question is of one of ``types`` (a comma list; None keeps all)."""
     if not types:
         return rows
-    known = (*official()["question_types"], "other")
+    known = names()
     wanted = {t.strip() for t in types.split(",") if t.strip()}
     unknown = sorted(wanted - set(known))
     if unknown:
@@ -124,8 +109,10 @@ def data_hash(rows: list[dict]) -> str:
     """sha256 over the training rows and the bytes of every visual file they use."""
     digest = hashlib.sha256()
     for row in rows:
-        digest.update(json.dumps(qa_row(row) | {"visuals": visuals(row)}, sort_keys=True).encode())
-    files = sorted({(r[BASE_KEY], rel) for r in rows for rel in visuals(r)})
+        digest.update(
+            json.dumps(qa_part(row) | {"visuals": visual_files(row)}, sort_keys=True).encode()
+        )
+    files = sorted({(r[BASE_KEY], rel) for r in rows for rel in visual_files(r)})
     for base, rel in tqdm(files, desc="hash inputs", disable=len(files) < 2000):
         digest.update(rel.encode() + (Path(base) / rel).read_bytes())
     return digest.hexdigest()
@@ -134,28 +121,23 @@ def data_hash(rows: list[dict]) -> str:
 # ---------------------------------------------------------------- evaluation
 
 
-def qa_row(row: dict) -> dict:
-    """The qa row inside an inputs row (visual keys dropped)."""
-    return {k: v for k, v in row.items() if k not in INPUT_KEYS and v is not None}
-
-
 def answer_rows(model, processor, rows: list[dict], style: str, batch_size: int) -> list[dict]:
     """Greedy answers for loaded ``rows`` as qa rows with ``answer`` replaced (order kept)."""
     from vqa.model import generate
 
     conversations = [build_messages(r, Path(r[BASE_KEY]), style) for r in rows]
-    budgets = [max_new_tokens(r["question"]) for r in rows]
+    budgets = [budget(r["question"]) for r in rows]
     answers = generate(
         model, processor, conversations, max_new_tokens=budgets, batch_size=batch_size
     )
-    return [{**qa_row(r), "answer": a} for r, a in zip(rows, answers, strict=True)]
+    return [{**qa_part(r), "answer": a} for r, a in zip(rows, answers, strict=True)]
 
 
 def score(predictions: list[dict], truth: list[dict]) -> dict[str, float]:
     """Flat metrics from the package's scorer: coarse/fine UF1 and UAR (missing ones skipped)."""
     from vqa.score import score_rows
 
-    metrics = score_rows(predictions, [qa_row(r) for r in truth])["overall"]
+    metrics = score_rows(predictions, [qa_part(r) for r in truth])["overall"]
     flat = {}
     for level in ("coarse", "fine"):
         for name in ("uf1", "uar"):
@@ -366,9 +348,8 @@ def preflight(collator, rows: list[dict]) -> None:
     broken picture fails before training starts (and before anything is written)."""
     layouts: dict[tuple, list[dict]] = {}
     for row in rows:
-        layouts.setdefault((len(row.get("images") or []), len(row.get("video") or [])), []).append(
-            row
-        )
+        layout = (len(row.get("images") or []), len(row.get("frames") or []))
+        layouts.setdefault(layout, []).append(row)
     for group in layouts.values():
         collator([max(group, key=lambda r: len(r["question"]) + len(r["answer"]))])
 

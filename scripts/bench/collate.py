@@ -55,7 +55,7 @@ def rows_for(mode: str, folder: Path, count: int, size: int, frames: int) -> lis
             images = [picture(folder / f"{mode}_{i}_flow.jpg", size, i)]
             row["flow_legend"] = "red is upward motion."
         if "video" in mode:
-            row["video"] = [
+            row["frames"] = [
                 picture(folder / f"{mode}_{i}_f{k}.jpg", size, i * 100 + k) for k in range(frames)
             ]
         rows.append(row | ({"images": images} if images else {}))

@@ -48,7 +48,7 @@ def write_inputs(folder: Path, kind: str, clips: int, size: int) -> Path:
             (folder / name).parent.mkdir(parents=True, exist_ok=True)
             pixels = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
             Image.fromarray(pixels).save(folder / name)
-        visual = {"images": names} if kind == "oao" else {"video": names}
+        visual = {"images": names} if kind == "oao" else {"frames": names}
         rows += [
             {
                 "id": f"bench_c{clip}_{k}",

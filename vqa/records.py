@@ -1,0 +1,89 @@
+"""What one inputs.jsonl row is: a qa (or challenge test) row plus the visual keys
+``build-inputs`` adds. Every module that writes or reads such rows takes its keys from here.
+
+- ``images``: picture files (onset/apex/offset frames, the flow image), in prompt order;
+- ``frames``: the sampled video frames, shown to the model as one video;
+- ``mode``, ``apex_estimated``, ``flow_legend``: how the visuals were built.
+
+Paths are relative to the inputs.jsonl folder. The challenge test schema's own ``video`` is
+the clip's name and stays untouched; a frame list is never stored under it (the format this
+replaces did, and is refused with a request to rebuild).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from vqa.errors import UserError
+
+VISUAL_KEYS = ("mode", "images", "frames", "apex_estimated", "flow_legend")
+# Rows loaded for training remember the folder their visual paths are relative to.
+BASE_KEY = "inputs_dir"
+TEST_MARK = "_test_"
+
+
+def qa_part(row: dict) -> dict:
+    """The qa row inside an inputs row: visual keys and empty values (None) dropped."""
+    return {
+        k: v for k, v in row.items() if k not in VISUAL_KEYS and k != BASE_KEY and v is not None
+    }
+
+
+def visual_files(row: dict) -> list[str]:
+    """The row's picture and frame paths, relative to its inputs.jsonl folder."""
+    return list(row.get("images") or []) + list(row.get("frames") or [])
+
+
+def resolve_visual(
+    base_dir: Path, relative: str, *, file: Path | str | None = None, row=None
+) -> Path:
+    """Absolute path of a visual input listed in inputs.jsonl; refuses paths leaving its folder."""
+    base = Path(base_dir).resolve()
+    path = (base / relative).resolve()
+    if Path(relative).is_absolute() or not path.is_relative_to(base):
+        raise UserError(
+            f"visual path {relative!r} points outside {base}",
+            file=file,
+            row=row,
+            fix="inputs.jsonl paths must be relative to its own folder; rebuild with build-inputs",
+        )
+    return path
+
+
+def check_row(row: dict, base_dir: Path, file: Path, lineno: int) -> None:
+    """An inputs row of the current format whose visual files all exist."""
+    stale = isinstance(row.get("video"), list) or ("video_id" in row and "video" not in row)
+    if stale:
+        raise UserError(
+            "inputs.jsonl was written by an older build-inputs (frame list under 'video')",
+            file=file,
+            row=lineno,
+            fix="rebuild it with me-vqa build-inputs",
+        )
+    for rel in visual_files(row):
+        if not resolve_visual(base_dir, rel, file=file, row=lineno).is_file():
+            raise UserError(
+                f"visual file {rel!r} is missing",
+                file=file,
+                row=lineno,
+                fix="rebuild the inputs with me-vqa build-inputs",
+            )
+
+
+@dataclass(frozen=True)
+class TestId:
+    """A challenge test row's ``video_id``: ``samm_test_SAMM-1_3`` or ``samm_test_1_001_2_5``."""
+
+    dataset: str
+    video: str
+    number: int
+
+
+def parse_video_id(video_id: str) -> TestId | None:
+    """The parts of a test ``video_id`` (``{dataset}_test_{video}_{k}``); None for other ids."""
+    dataset, mark, rest = video_id.partition(TEST_MARK)
+    video, _, number = rest.rpartition("_")
+    if not (mark and dataset and video and number.isdigit()):
+        return None
+    return TestId(dataset, video, int(number))
