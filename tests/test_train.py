@@ -77,7 +77,9 @@ def test_flow_finetuning_learns_and_the_saved_adapter_answers_identically(
     args = parse_args(finetune_args(tiny_model_dir, inputs, synthetic_flow / "o", *held_out))
     held = [r for r in load_data(args)[1] if question_type(r["question"]) == "coarse"]
     before = score(answers_of(tiny_model_dir, None, held, "plain"), held)
-    assert before.get("coarse_uf1", 0.0) < 0.2
+    # untrained: at most chance (the UAR of any constant or random answer is 1 / classes)
+    assert before.get("coarse_uar", 0.0) <= 1 / len({r["answer"] for r in held})
+    assert before.get("coarse_uf1", 0.0) < 0.3
 
     out = synthetic_flow / "run"
     argv = finetune_args(tiny_model_dir, inputs, out, *held_out, "--question_types", "coarse")
