@@ -109,6 +109,27 @@ def test_flow_finetuning_learns_and_the_saved_adapter_answers_identically(
     assert answers_of(tiny_model_dir, out, held, run["prompt_style"]) == at_end
 
 
+def test_flow_finetuning_with_the_analysis_rows_still_beats_zero_shot(
+    tiny_model_dir, synthetic_flow
+):
+    """The demo's rows include one ME-VQA-v2 analysis per clip (long answers); trained beside
+    the coarse ones, the coarse class is still learnt."""
+    inputs = synthetic_flow / "4-inputs" / "flow" / "inputs.jsonl"
+    rows = read_jsonl(inputs)
+    clips = {(r["dataset"], r["image_id"]) for r in rows if r["dataset"] != "smic"}
+    assert sum(question_type(r["question"]) == "analysis" for r in rows) == len(clips)
+    held_out = ["--folds", str(synthetic_flow / "3-split" / "folds.json"), "--fold", "0"]
+    args = parse_args(finetune_args(tiny_model_dir, inputs, synthetic_flow / "o", *held_out))
+    held = [r for r in load_data(args)[1] if question_type(r["question"]) == "coarse"]
+    before = score(answers_of(tiny_model_dir, None, held, "plain"), held)["coarse_uf1"]
+    out = synthetic_flow / "run-analysis"
+    argv = finetune_args(tiny_model_dir, inputs, out, *held_out)
+    argv += ["--question_types", "coarse,analysis", "--num_train_epochs", "12"]
+    assert cli(["finetune", *argv, "--eval_strategy", "no", "--save_strategy", "no"]) == 0
+    metrics = json.loads((out / "run.json").read_text())["final_metrics"]
+    assert metrics["eval_coarse_uf1"] >= before + 0.2, (before, metrics)
+
+
 def test_a_run_that_answers_no_held_out_rows_still_records_its_held_out_subjects(
     tiny_model_dir, tmp_path
 ):

@@ -94,6 +94,7 @@ def _data_steps(out: Path, size: Size) -> list[Step]:
             str(synth / db / frames),
             "--out",
             str(convert / db),
+            "--analysis",  # ME-VQA-v2's open-ended question (SMIC clips have no fine class)
         )
         steps.append(Step(argv, convert / db / "qa.jsonl"))
     clips = [str(convert / db / "clips.jsonl") for db in DATABASES]

@@ -269,10 +269,10 @@ def score_files(
     subjects' questions are ignored)."""
     predictions, truth = load_rows(pred), load_rows(gt)
     if holdout:
-        folds.check_subjects([row for row, _, _ in truth.values()], holdout, gt[0])
-        others = {k for k, (row, _, _) in truth.items() if not folds.is_held_out(row, holdout)}
-        truth = {k: v for k, v in truth.items() if k not in others}
-        predictions = {k: v for k, v in predictions.items() if k not in others}
+        others = folds.split_rows([row for row, _, _ in truth.values()], holdout, gt[0])[0]
+        other_ids = {row.get("id", row.get("video_id")) for row in others}
+        truth = {k: v for k, v in truth.items() if k not in other_ids}
+        predictions = {k: v for k, v in predictions.items() if k not in other_ids}
     items, missing, extra = match(predictions, truth, settings)
     return score_items(items, settings, missing, extra), items
 
