@@ -73,7 +73,7 @@ def kfold(clips: list[tuple[str, str]], k: int, seed: int) -> list[list[str]]:
 
     scikit-learn's ``StratifiedGroupKFold`` with the subjects shuffled by ``seed``; with no
     class known the groups get near-equal clip counts."""
-    subjects, classes = zip(*clips)
+    subjects, classes = zip(*clips, strict=True)
     if not 2 <= k <= len(set(subjects)):
         raise UserError(
             f"--k {k} does not fit {len(set(subjects))} subjects",
