@@ -55,7 +55,6 @@ SPELLINGS = {
     },
     "smic": {"happiness": "positive", "disgust": "negative", "surprise": "surprise"},
 }
-FPS = {"casme2": 200, "samm": 200, "smic": 100, "casme3": 30}
 
 
 @dataclass

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from vqa import folds
+from vqa import databases, folds
 from vqa.cli import command_parser
 from vqa.errors import UserError
 from vqa.jsonl import read_jsonl, write_text_atomic
@@ -32,7 +32,6 @@ from vqa.parse import (
 from vqa.prompts import question_type
 from vqa.taxonomy import AU_NUMBERS
 
-DATASET_PREFIXES = ("samm", "casme3", "casme2", "smic")
 UNPARSED = "unparsed"
 LEVELS = ("coarse", "fine")
 
@@ -117,7 +116,7 @@ def dataset_of(row: dict, key: str) -> str:
     """Database of a row: its ``dataset`` field, else the prefix of its id."""
     if row.get("dataset"):
         return str(row["dataset"]).lower()
-    return next((p for p in DATASET_PREFIXES if key.lower().startswith(p + "_")), "unknown")
+    return databases.of_id(key) or "unknown"
 
 
 TASK_NAMES = {
