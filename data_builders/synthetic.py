@@ -10,8 +10,6 @@ so the converters read it exactly as they read the real database.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +21,7 @@ from data_builders.au import parse_aus
 from data_builders.face import FaceShape, Pose, render
 from vqa.cli import command_parser
 from vqa.errors import UserError
-from vqa.jsonl import read_jsonl
+from vqa.jsonl import atomic_folder, read_jsonl
 
 DATABASES = ("casme2", "samm", "smic", "casme3")
 
@@ -57,7 +55,6 @@ SPELLINGS = {
     },
     "smic": {"happiness": "positive", "disgust": "negative", "surprise": "surprise"},
 }
-FPS = {"casme2": 200, "samm": 200, "smic": 100, "casme3": 30}
 
 
 @dataclass
@@ -372,16 +369,12 @@ def synthesize(
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / database
     rng = np.random.default_rng([seed, DATABASES.index(database)])
-    with tempfile.TemporaryDirectory(dir=out_dir, prefix=f".{database}.") as tmp:
-        build = Path(tmp) / database
+    with atomic_folder(target, overwrite=True) as build:
         root = build / _frames_root_name(database)
         clips = _render_database(database, root, subjects, clips_per_subject, frames, size, rng)
         labels = build / SHEET_NAMES[database] if database in SHEET_NAMES else None
         if labels:
             write_sheet(database, clips, labels)
-        if target.exists():
-            shutil.rmtree(target)
-        build.rename(target)
     moved = [
         SynthClip(**{**vars(c), "folder": target / c.folder.relative_to(build)}) for c in clips
     ]
@@ -406,12 +399,8 @@ def synthesize_test_videos(
     for i, video in enumerate(tqdm(videos, desc="synth test videos", unit="clip")):
         aus = EMOTION_AUS[emotions[i % len(emotions)]][0]
         clip = render_clip(FaceShape.sample(rng), aus, frames, frames // 2, size, rng)
-        with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
-            _write_frames(
-                Path(tmp) / "clip", [f"{n:05d}.jpg" for n in range(1, frames + 1)], clip, False
-            )
-            shutil.rmtree(out_dir / video, ignore_errors=True)
-            (Path(tmp) / "clip").rename(out_dir / video)
+        with atomic_folder(out_dir / video, overwrite=True) as folder:
+            _write_frames(folder, [f"{n:05d}.jpg" for n in range(1, frames + 1)], clip, False)
     return out_dir
 
 

@@ -300,3 +300,9 @@ def test_trainer_optimizer_uses_a_learning_rate_per_part(tiny_model_dir, tmp_pat
         sizes[group["lr"]] = sizes.get(group["lr"], 0) + sum(p.numel() for p in group["params"])
     counts = lora.trainable_counts(model)
     assert sizes == {1e-5: counts["vision"], 2e-5: counts["merger"], 3e-5: counts["llm"]}
+
+
+def test_a_part_learning_rate_of_zero_is_zero_and_a_missing_one_is_the_base(tmp_path):
+    argv = ["--train_file", str(tmp_path / "in.jsonl"), "--output_dir", str(tmp_path / "o")]
+    args = parse_args([*argv, "--learning_rate", "1e-4", "--vision_lr", "0", "--llm_lr", "0"])
+    assert part_lrs(args) == {"vision": 0.0, "merger": 1e-4, "llm": 0.0, "other": 1e-4}
