@@ -23,15 +23,10 @@ from data_builders.clips import Clip, Options, Report
 from data_builders.lvqa import lvqa_rows
 from data_builders.qa import join_official, qa_rows
 from vqa.cli import command_parser
+from vqa.databases import DATABASES
 from vqa.errors import UserError
 from vqa.jsonl import read_jsonl, write_jsonl
 
-READERS = {
-    "casme2": "data_builders.casme2",
-    "samm": "data_builders.samm",
-    "smic": "data_builders.smic",
-    "casme3": "data_builders.casme3",
-}
 SHOWN_PER_KIND = 3
 
 
@@ -39,7 +34,7 @@ def build_parser():
     parser = command_parser("convert")
     parser.add_argument(
         "database",
-        choices=[*READERS, *long_videos.SPECS],
+        choices=list(DATABASES),
         help="which database the labels and frames are (samm_lv, casme_sq, casme3_lv: long videos)",
     )
     parser.add_argument("--labels", type=Path, help="label sheet (.xlsx/.xls/.csv); not for smic")
@@ -218,7 +213,7 @@ def main(argv: list[str]) -> int:
     official = official_rows(args.qa_from) if args.qa_from else None
     extra = extra_vocabulary(args.vocab_from)
     options = Options(args.keep_others, args.keep_fear_sadness, args.skip_bad_rows)
-    reader = importlib.import_module(READERS[args.database])
+    reader = importlib.import_module(f"data_builders.{args.database}")
     clips, report = reader.read_clips(args.labels, frames, options)
     if not clips:
         raise UserError(

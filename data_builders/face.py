@@ -12,8 +12,6 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-# Action units the face can show.
-RENDERED_AUS = (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 24, 25, 26, 45)
 SIDES = {"L": 1.0, "R": -1.0}  # subject side -> sign of x in the image
 _SHIFT = 4  # sub-pixel bits for OpenCV drawing
 _DARK = (40, 40, 55)

@@ -33,6 +33,7 @@ from data_builders.au import ActionUnit, parse_aus_lenient
 from data_builders.clips import Options, Report, child_dir, frame_int
 from data_builders.frames import frame_files
 from data_builders.sheets import Record, read_positional, read_records
+from vqa.databases import DATABASES
 from vqa.errors import UserError
 from vqa.taxonomy import FINE_TO_COARSE, OTHERS, normalize_emotion
 
@@ -132,9 +133,12 @@ class LongSpec:
     """How one long-video database's sheet is read and where its frames are."""
 
     dataset: str
-    fps: int
     read: Callable[[Path], tuple[str, list[Record]]]
     place: Callable[[dict], Place]  # raises ValueError for a cell it cannot read
+
+    @property
+    def fps(self) -> int:
+        return DATABASES[self.dataset].fps
 
 
 def _samm_place(cells: dict) -> Place:
@@ -195,15 +199,12 @@ CASME3_LV_COLUMNS = {
 }
 
 SPECS = {
-    "samm_lv": LongSpec(
-        "samm_lv", 200, lambda path: read_records(path, SAMM_LV_COLUMNS), _samm_place
-    ),
+    "samm_lv": LongSpec("samm_lv", lambda path: read_records(path, SAMM_LV_COLUMNS), _samm_place),
     "casme_sq": LongSpec(
-        "casme_sq", 30, lambda path: read_positional(path, CASME_SQ_FIELDS), _casme_sq_place
+        "casme_sq", lambda path: read_positional(path, CASME_SQ_FIELDS), _casme_sq_place
     ),
     "casme3_lv": LongSpec(
         "casme3_lv",
-        30,
         lambda path: read_records(path, CASME3_LV_COLUMNS, optional=("type",)),
         _casme3_place,
     ),

@@ -10,10 +10,6 @@ so the converters read it exactly as they read the real database.
 
 from __future__ import annotations
 
-import contextlib
-import shutil
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +21,7 @@ from data_builders.au import parse_aus
 from data_builders.face import FaceShape, Pose, render
 from vqa.cli import command_parser
 from vqa.errors import UserError
-from vqa.jsonl import read_jsonl
+from vqa.jsonl import atomic_folder, read_jsonl
 
 DATABASES = ("casme2", "samm", "smic", "casme3")
 
@@ -59,7 +55,6 @@ SPELLINGS = {
     },
     "smic": {"happiness": "positive", "disgust": "negative", "surprise": "surprise"},
 }
-FPS = {"casme2": 200, "samm": 200, "smic": 100, "casme3": 30}
 
 
 @dataclass
@@ -355,20 +350,6 @@ SHEET_NAMES = {
 }
 
 
-@contextlib.contextmanager
-def staged(out_dir: Path, name: str) -> Iterator[Path]:
-    """A temporary folder ``name`` that replaces ``out_dir/name`` whole if the block succeeds."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out_dir, prefix=f".{name}.") as tmp:
-        build = Path(tmp) / name
-        build.mkdir()
-        yield build
-        target = out_dir / name
-        if target.exists():
-            shutil.rmtree(target)
-        build.rename(target)
-
-
 def synthesize(
     database: str,
     out_dir: str | Path,
@@ -385,9 +366,10 @@ def synthesize(
     if frames < 6 or size < 48:
         raise UserError("too small a clip", fix="use --frames >= 6 and --size >= 48")
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / database
     rng = np.random.default_rng([seed, DATABASES.index(database)])
-    with staged(out_dir, database) as build:
+    with atomic_folder(target, overwrite=True) as build:
         root = build / _frames_root_name(database)
         clips = _render_database(database, root, subjects, clips_per_subject, frames, size, rng)
         labels = build / SHEET_NAMES[database] if database in SHEET_NAMES else None
@@ -417,12 +399,8 @@ def synthesize_test_videos(
     for i, video in enumerate(tqdm(videos, desc="synth test videos", unit="clip")):
         aus = EMOTION_AUS[emotions[i % len(emotions)]][0]
         clip = render_clip(FaceShape.sample(rng), aus, frames, frames // 2, size, rng)
-        with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
-            _write_frames(
-                Path(tmp) / "clip", [f"{n:05d}.jpg" for n in range(1, frames + 1)], clip, False
-            )
-            shutil.rmtree(out_dir / video, ignore_errors=True)
-            (Path(tmp) / "clip").rename(out_dir / video)
+        with atomic_folder(out_dir / video, overwrite=True) as folder:
+            _write_frames(folder, [f"{n:05d}.jpg" for n in range(1, frames + 1)], clip, False)
     return out_dir
 
 

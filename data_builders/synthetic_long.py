@@ -28,13 +28,13 @@ from data_builders.synthetic import (
     au_levels,
     intensity_curve,
     samm_notation,
-    staged,
 )
+from vqa.databases import DATABASES
 from vqa.errors import UserError
+from vqa.jsonl import atomic_folder
 from vqa.taxonomy import FINE_TO_COARSE, OTHERS
 
 LONG_DATABASES = ("samm_lv", "casme_sq")
-FPS = {"samm_lv": 200, "casme_sq": 30}
 SHEET_NAMES = {
     "samm_lv": "SAMM_LongVideos_synthetic.xlsx",
     "casme_sq": "CAS(ME)^2code_synthetic.xlsx",
@@ -273,7 +273,7 @@ def synthesize_long(
         raise UserError(
             f"unknown long-video database {database!r}", fix=f"use {', '.join(LONG_DATABASES)}"
         )
-    fps = FPS[database]
+    fps = DATABASES[database].fps
     frames = frames or 2 * minimum_frames(fps)
     if frames < minimum_frames(fps) or size < 48:
         raise UserError(
@@ -281,9 +281,10 @@ def synthesize_long(
             fix=f"use --frames >= {minimum_frames(fps)} and --size >= 48 with --long",
         )
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng([seed, 100 + LONG_DATABASES.index(database)])
     videos: list[SynthVideo] = []
-    with staged(out_dir, database) as build:
+    with atomic_folder(out_dir / database, overwrite=True) as build:
         root = build / FRAMES_ROOTS[database]
         progress = tqdm(total=subjects * videos_per_subject, desc=f"synth {database}", unit="video")
         for s in range(subjects):

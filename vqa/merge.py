@@ -8,16 +8,13 @@ into place, so an interrupted merge never leaves a folder that looks complete.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 
 from vqa.cli import command_parser
 from vqa.errors import UserError
-from vqa.jsonl import write_text_atomic
+from vqa.jsonl import atomic_folder, write_text_atomic
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -49,8 +46,7 @@ def merge(adapter: Path, out: Path, base: str | None = None, dtype: str = "auto"
     merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
     has_processor = (adapter / "processor_config.json").is_file()
     processor = load_processor(adapter if has_processor else base)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_folder(out) as scratch:
         merged.to(save_dtype).save_pretrained(scratch, safe_serialization=True)
         processor.save_pretrained(scratch)
         record = {
@@ -59,11 +55,6 @@ def merge(adapter: Path, out: Path, base: str | None = None, dtype: str = "auto"
             "dtype": str(save_dtype)[6:],
         }
         write_text_atomic(scratch / "merge.json", json.dumps(record, indent=2) + "\n")
-        if out.exists():
-            out.rmdir()
-        os.rename(scratch, out)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
     return out
 
 

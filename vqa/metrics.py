@@ -38,7 +38,7 @@ def class_scores(pairs: list[Pair], label_set: str) -> dict[str, float | None]:
             tp[true] += 1
         elif pred is not None:
             fp[pred] += 1
-    classes = set(support) | (set(fp) if label_set == "gt+pred" else set())
+    classes = sorted(set(support) | (set(fp) if label_set == "gt+pred" else set()))
     f1 = [2 * tp[c] / (tp[c] + support[c] + fp[c]) for c in classes]
     recall = [tp[c] / support[c] if support[c] else 0.0 for c in classes]
     return {"uf1": mean(f1), "uar": mean(recall)}

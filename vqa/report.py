@@ -10,20 +10,12 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from vqa import databases
 from vqa.errors import UserError
 from vqa.jsonl import atomic_path, write_text_atomic
 from vqa.metrics import TABLES, Table
 from vqa.taxonomy import COARSE_CLASSES, FINE_CLASSES
 
-DATASET_NAMES = {
-    "casme2": "CASME II",
-    "casme3": "CAS(ME)^3",
-    "samm": "SAMM",
-    "smic": "SMIC",
-    "samm_lv": "SAMM Long Videos",
-    "casme_sq": "CAS(ME)^2",
-    "casme3_lv": "CAS(ME)^3 long videos",
-}
 CLASS_ORDER = {label: i for i, label in enumerate((*COARSE_CLASSES, *FINE_CLASSES))}
 
 
@@ -60,7 +52,7 @@ def main_cells(block: dict) -> list[str]:
 
 
 def _subsets(metrics: dict) -> list[tuple[str, dict]]:
-    named = [(DATASET_NAMES.get(k, k), v) for k, v in metrics["by_dataset"].items()]
+    named = [(databases.title(k), v) for k, v in metrics["by_dataset"].items()]
     return [*named, ("Overall", metrics["overall"])]
 
 

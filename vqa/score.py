@@ -16,14 +16,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from vqa import folds
+from vqa import databases, folds
 from vqa.cli import command_parser
 from vqa.errors import UserError
 from vqa.jsonl import read_jsonl, write_text_atomic
 from vqa.metrics import blocks_for, mean
 from vqa.question_types import REGISTRY, question_type
 
-DATASET_PREFIXES = ("samm", "casme3", "casme2", "smic")
 UNPARSED = "unparsed"
 LEVELS = ("coarse", "fine")
 
@@ -51,7 +50,6 @@ class Item:
     # task -> (true label, predicted label or None), the tasks its question type reads
     # (AU tasks hold frozensets of AU names; see vqa.question_types)
     labels: dict[str, tuple] = field(default_factory=dict)
-    bleu_stats: list[int] = field(default_factory=list)  # sacrebleu's n-gram statistics
     bleu: float = 0.0  # sentence BLEU, filled only with --bleu sentence
     rouge: float = 0.0
 
@@ -109,7 +107,7 @@ def dataset_of(row: dict, key: str) -> str:
     """Database of a row: its ``dataset`` field, else the prefix of its id."""
     if row.get("dataset"):
         return str(row["dataset"]).lower()
-    return next((p for p in DATASET_PREFIXES if key.lower().startswith(p + "_")), "unknown")
+    return databases.of_id(key) or "unknown"
 
 
 def _required(label, what: str, text: str, file: Path, lineno: int):
@@ -181,8 +179,8 @@ def text_metrics(items: list[Item], settings: Settings) -> tuple[float | None, f
     if not items:
         return None, None
     if settings.bleu == "corpus":
-        # corpus BLEU sums the segments' n-gram statistics, exactly as corpus_score does
-        bleu = _bleu(settings)._aggregate_and_compute([it.bleu_stats for it in items]).score / 100
+        answers, truths = [it.answer for it in items], [it.truth for it in items]
+        bleu = _bleu(settings).corpus_score(answers, [truths]).score / 100
     else:
         bleu = mean([it.bleu for it in items])
     return bleu, mean([it.rouge for it in items])
@@ -211,31 +209,25 @@ def _groups(items: list[Item], key: Callable[[Item], str]) -> dict[str, list[Ite
 
 
 def attach_sentence_scores(items: list[Item], settings: Settings) -> None:
-    """Per-answer BLEU statistics and ROUGE-1, computed once per distinct (truth, answer) pair
-    and then summed or averaged per subset."""
+    """Per-answer ROUGE-1 (and sentence BLEU with ``--bleu sentence``), computed once per
+    distinct (truth, answer) pair and then averaged per subset."""
     from rouge_score.rouge_scorer import RougeScorer
 
     pairs = list(dict.fromkeys((it.truth, it.answer) for it in items))
     bleu = _bleu(settings)
-    stats = bleu._extract_corpus_statistics([a for _, a in pairs], [[t for t, _ in pairs]])
     scorer = RougeScorer(["rouge1"])
     scores = {}
-    for (truth, answer), segment in zip(
-        tqdm(pairs, desc="text metrics", leave=False), stats, strict=True
-    ):
+    for truth, answer in tqdm(pairs, desc="text metrics", leave=False):
         sentence = (
-            bleu._compute_score_from_stats(segment).score / 100
-            if settings.bleu == "sentence"
-            else 0.0
+            bleu.sentence_score(answer, [truth]).score / 100 if settings.bleu == "sentence" else 0.0
         )
         rouge = scorer.score(truth, answer)["rouge1"]
         scores[truth, answer] = (
-            segment,
             sentence,
             rouge.recall if settings.rouge == "recall" else rouge.fmeasure,
         )
     for it in items:
-        it.bleu_stats, it.bleu, it.rouge = scores[it.truth, it.answer]
+        it.bleu, it.rouge = scores[it.truth, it.answer]
 
 
 def score_items(
@@ -269,10 +261,10 @@ def score_files(
     subjects' questions are ignored)."""
     predictions, truth = load_rows(pred), load_rows(gt)
     if holdout:
-        folds.check_subjects([row for row, _, _ in truth.values()], holdout, gt[0])
-        others = {k for k, (row, _, _) in truth.items() if not folds.is_held_out(row, holdout)}
-        truth = {k: v for k, v in truth.items() if k not in others}
-        predictions = {k: v for k, v in predictions.items() if k not in others}
+        others = folds.split_rows([row for row, _, _ in truth.values()], holdout, gt[0])[0]
+        other_ids = {row.get("id", row.get("video_id")) for row in others}
+        truth = {k: v for k, v in truth.items() if k not in other_ids}
+        predictions = {k: v for k, v in predictions.items() if k not in other_ids}
     items, missing, extra = match(predictions, truth, settings)
     return score_items(items, settings, missing, extra), items
 

@@ -13,13 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from vqa import __version__, prompts, taxonomy
 from vqa.cli import command_parser
 from vqa.errors import UserError
+from vqa.jsonl import atomic_folder
 
 SPECIAL_TOKENS = (
     "<|endoftext|>",
@@ -217,13 +216,8 @@ def cache_root() -> Path:
 def _build_atomically(target: Path, seed: int) -> None:
     """Build into a temporary sibling folder, then rename it to ``target`` in one step."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    with atomic_folder(target) as scratch:
         build_tiny_model(scratch, seed)
-        scratch.chmod(0o755)  # mkdtemp makes it private; the result is an ordinary folder
-        os.rename(scratch, target)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def tiny_model_path(seed: int = 0) -> Path:

@@ -239,9 +239,9 @@ def part_lrs(args: Arguments) -> dict[str, float]:
     base = args.training.learning_rate
     a = args.lora
     return {
-        "vision": a.vision_lr or base,
-        "merger": a.merger_lr or base,
-        "llm": a.llm_lr or base,
+        "vision": base if a.vision_lr is None else a.vision_lr,
+        "merger": base if a.merger_lr is None else a.merger_lr,
+        "llm": base if a.llm_lr is None else a.llm_lr,
         "other": base,
     }
 
