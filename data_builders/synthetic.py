@@ -465,9 +465,18 @@ def main(argv: list[str]) -> int:
 
 def _main_long(args) -> int:
     """``synth --long``: long-video databases."""
-    from data_builders.synthetic_long import LONG_DATABASES, synthesize_long
+    from data_builders.synthetic_long import (
+        LONG_DATABASES,
+        synthesize_long,
+        synthesize_long_test_videos,
+    )
 
-    databases = args.databases or ",".join(LONG_DATABASES)
+    databases = args.databases or ("" if args.test_file else ",".join(LONG_DATABASES))
+    for test_file in args.test_file:
+        folder = synthesize_long_test_videos(
+            test_file, args.out / "test", frames=args.frames, size=args.size, seed=args.seed
+        )
+        print(f"long test videos of {test_file}: {folder}")
     for name in (d.strip() for d in databases.split(",") if d.strip()):
         db = synthesize_long(
             name,
