@@ -85,13 +85,13 @@ def motion_grid(numbers: list[int], fps: float) -> list[int]:
 
 def motion_curve(faces: list[np.ndarray], fps: float, step_frames: float) -> np.ndarray:
     """Per grid frame, how far it differs from the face both before and after it (the
-    largest over the scales), head shift removed."""
+    largest over the scales), head shift removed; each pair of frames is compared once."""
     curve = np.zeros(len(faces))
     for seconds in MOTION_SCALES_SECONDS:
         lag = max(1, round(seconds * fps / step_frames))
+        change = [motion_score(faces[i], faces[i + lag]) for i in range(len(faces) - lag)]
         for i in range(lag, len(faces) - lag):  # both sides needed: no false peaks at the ends
-            back, ahead = (motion_score(faces[j], faces[i]) for j in (i - lag, i + lag))
-            curve[i] = max(curve[i], min(back, ahead))
+            curve[i] = max(curve[i], min(change[i - lag], change[i]))
     return curve
 
 
