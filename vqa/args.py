@@ -16,13 +16,16 @@ import yaml
 
 from vqa.errors import UserError
 from vqa.lora import PRESETS
+from vqa.model import DEFAULT_MODEL
 
 
 @dataclass
 class ModelArguments:
     model_name_or_path: str = field(
-        default="Qwen/Qwen2.5-VL-3B-Instruct",
-        metadata={"help": "hub id or local folder of the base model"},
+        default=DEFAULT_MODEL,
+        metadata={
+            "help": "hub id or local folder of the base model (Qwen2.5-VL, Qwen3-VL, Qwen3.5)"
+        },
     )
     dtype: str = field(
         default="auto",
