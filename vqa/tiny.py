@@ -205,13 +205,14 @@ def _text(ids: dict[str, int], vocab_size: int, hidden: int) -> dict:
     }
 
 
-def _vision(family: families.Family) -> dict:
+def _vision(family: families.Family, out_hidden: int) -> dict:
+    """The vision-tower settings every tiny family shares; the merger outputs ``out_hidden``."""
     return {
         "depth": 4,
         "hidden_size": 32,
         "intermediate_size": 64,
         "num_heads": 2,
-        "out_hidden_size": 64,
+        "out_hidden_size": out_hidden,
         "patch_size": family.patch_size,
         "spatial_merge_size": family.merge_size,
         "temporal_patch_size": 2,
@@ -232,7 +233,7 @@ def _qwen2_5_vl(ids: dict[str, int], vocab_size: int, hidden: int):
     """Qwen2.5-VL-3B scaled down: windowed vision blocks with two full-attention ones."""
     from transformers import Qwen2_5_VLConfig
 
-    vision = _vision(families.FAMILIES["qwen2_5_vl"])
+    vision = _vision(families.FAMILIES["qwen2_5_vl"], hidden)
     vision |= {"fullatt_block_indexes": [1, 3], "window_size": 112, "tokens_per_second": 2}
     text = _text(ids, vocab_size, hidden)
     half = hidden // text["num_attention_heads"] // 2
@@ -248,7 +249,7 @@ def _qwen3_vl(ids: dict[str, int], vocab_size: int, hidden: int):
     """Qwen3-VL scaled down: an 8 x 8 position grid, DeepStack from two of four vision blocks."""
     from transformers import Qwen3VLConfig
 
-    vision = _vision(families.FAMILIES["qwen3_vl"])
+    vision = _vision(families.FAMILIES["qwen3_vl"], hidden)
     vision |= {"num_position_embeddings": 64, "deepstack_visual_indexes": [1, 2]}
     text = _text(ids, vocab_size, hidden) | {"head_dim": 16}
     text["rope_parameters"] = {
@@ -264,7 +265,7 @@ def _qwen3_5(ids: dict[str, int], vocab_size: int, hidden: int):
     """Qwen3.5 scaled down: three gated delta-net layers, then one (gated) full-attention one."""
     from transformers import Qwen3_5Config
 
-    vision = _vision(families.FAMILIES["qwen3_5"]) | {"num_position_embeddings": 64}
+    vision = _vision(families.FAMILIES["qwen3_5"], hidden) | {"num_position_embeddings": 64}
     text = _text(ids, vocab_size, hidden) | {
         "num_hidden_layers": 4,
         "layer_types": ["linear_attention"] * 3 + ["full_attention"],
