@@ -94,9 +94,10 @@ def brow_points(s: FaceShape, lv: AuLevels, sign: float) -> np.ndarray:
 
 def eye_lids(s: FaceShape, lv: AuLevels, sign: float) -> tuple[np.ndarray, np.ndarray]:
     """Upper and lower lid curves of one eye (7 points each, outer corners shared)."""
-    a5, a6, a7 = (_level(lv, au, sign) for au in (5, 6, 7))
-    up = s.eye_h * (1 + 0.9 * a5 - 0.3 * a7 - 0.2 * a6)
-    down = s.eye_h * (0.8 - 0.55 * a7 - 0.45 * a6)
+    a5, a6, a7, a45 = (_level(lv, au, sign) for au in (5, 6, 7, 45))
+    opening = 1 - 0.95 * a45  # a blink closes both lids
+    up = s.eye_h * (1 + 0.9 * a5 - 0.3 * a7 - 0.2 * a6) * opening
+    down = s.eye_h * (0.8 - 0.55 * a7 - 0.45 * a6) * opening
     t = np.linspace(-1, 1, 7)
     xs = sign * s.eye_dx + t * s.eye_w
     bulge = np.sqrt(1 - t**2)

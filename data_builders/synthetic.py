@@ -366,7 +366,6 @@ def synthesize(
     if frames < 6 or size < 48:
         raise UserError("too small a clip", fix="use --frames >= 6 and --size >= 48")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / database
     rng = np.random.default_rng([seed, DATABASES.index(database)])
     with atomic_folder(target, overwrite=True) as build:
@@ -410,11 +409,24 @@ def main(argv: list[str]) -> int:
         "--out", required=True, type=Path, help="folder to write the databases into"
     )
     parser.add_argument(
-        "--databases", default=",".join(DATABASES), help="comma list of " + ", ".join(DATABASES)
+        "--databases",
+        help="comma list of " + ", ".join(DATABASES) + " (default: all of them), or with --long "
+        "of samm_lv, casme_sq (default: both)",
+    )
+    parser.add_argument(
+        "--long",
+        action="store_true",
+        help="render long videos (SAMM Long Videos, CAS(ME)^2) with several micro- and "
+        "macro-expressions each; --clips is then videos per subject",
     )
     parser.add_argument("--subjects", type=int, default=3, help="subjects per database")
-    parser.add_argument("--clips", type=int, default=4, help="clips per subject")
-    parser.add_argument("--frames", type=int, default=20, help="frames per clip")
+    parser.add_argument("--clips", type=int, default=4, help="clips (videos) per subject")
+    parser.add_argument(
+        "--frames",
+        type=int,
+        help="frames per clip (default 20) or per long video (default: twice the least "
+        "that holds a micro- and a macro-expression)",
+    )
     parser.add_argument("--size", type=int, default=128, help="face image size in pixels")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -426,7 +438,11 @@ def main(argv: list[str]) -> int:
         "into OUT/test/<video>/",
     )
     args = parser.parse_args(argv)
-    for name in (d.strip() for d in args.databases.split(",") if d.strip()):
+    if args.long:
+        return _main_long(args)
+    databases = args.databases or ",".join(DATABASES)
+    args.frames = args.frames or 20
+    for name in (d.strip() for d in databases.split(",") if d.strip()):
         db = synthesize(
             name,
             args.out,
@@ -443,4 +459,27 @@ def main(argv: list[str]) -> int:
             test_file, args.out / "test", frames=args.frames, size=args.size, seed=args.seed
         )
         print(f"test videos of {test_file}: {folder}")
+    return 0
+
+
+def _main_long(args) -> int:
+    """``synth --long``: long-video databases."""
+    from data_builders.synthetic_long import LONG_DATABASES, synthesize_long
+
+    databases = args.databases or ",".join(LONG_DATABASES)
+    for name in (d.strip() for d in databases.split(",") if d.strip()):
+        db = synthesize_long(
+            name,
+            args.out,
+            subjects=args.subjects,
+            videos_per_subject=args.clips,
+            frames=args.frames,
+            size=args.size,
+            seed=args.seed,
+        )
+        events = sum(len(v.events) for v in db.videos)
+        print(
+            f"{name}: {len(db.videos)} videos, {events} events  labels {db.labels}  "
+            f"frames {db.frames}"
+        )
     return 0

@@ -32,6 +32,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "merge": ("vqa.merge", "merge a LoRA adapter into its base model"),
     "infer": ("vqa.infer", "answer ME-VQA questions in batch, zero-shot or with an adapter"),
     "score": ("vqa.score", "score answer files: UF1/UAR, BLEU, ROUGE-1, action units"),
+    "score-spotting": (
+        "vqa.spotting",
+        "score spotted intervals the MEGC way: IoU >= 0.5, P/R/F1, STRS",
+    ),
     "demo": ("vqa.demo", "run the whole study offline on synthetic data with the tiny model"),
     "model-table": (
         "vqa.model_table",

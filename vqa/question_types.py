@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vqa import consistency as agree
-from vqa import parse
+from vqa import lvqa, parse
 from vqa.records import parse_video_id
 
 OTHER = "other"
@@ -214,3 +214,59 @@ for qtype in (
     ),
 ):
     register(qtype)
+
+
+# ---------------------------------------------------------------- ME-LVQA (MEGC2026 long videos)
+
+
+def _lvqa_submission(dataset: str, challenge: str) -> str:
+    """``me_lvqa_<db>_test_pred.jsonl``."""
+    return f"me_lvqa_{dataset}_test_pred.jsonl"
+
+
+register_track(Track("lvqa", lvqa.gather_video, _lvqa_submission))
+for name, pattern, kind in (
+    ("lvqa_count_total", r"how many expression events", "total"),
+    ("lvqa_count_micro", r"how many micro-expression events", "micro"),
+    ("lvqa_count_macro", r"how many macro-expression events", "macro"),
+):
+    register(
+        QuestionType(
+            name,
+            pattern,
+            8,
+            (Reading(name, lvqa.parse_count, "number of events"),),
+            lvqa.count_answer(kind),
+            track="lvqa",
+        )
+    )
+register(
+    QuestionType(
+        lvqa.AU_TYPE,
+        r"distinct action units appear",
+        64,
+        (Reading(lvqa.AU_TYPE, lvqa.parse_au_set, "action unit"),),
+        track="lvqa",
+    )
+)
+register(
+    QuestionType(
+        lvqa.EVENT_TYPE,
+        r"expression type of the \d+",
+        8,
+        (Reading(lvqa.EVENT_TYPE, lvqa.parse_event_type, "expression type"),),
+        lvqa.event_type_answer,
+        track="lvqa",
+    )
+)
+for name in lvqa.SPOT_TYPES:
+    register(
+        QuestionType(
+            name,
+            rf"list every {lvqa.SPOT_TYPES[name]}-expression event",
+            160,
+            (Reading(name, lvqa.parse_intervals, "interval list"),),
+            lvqa.intervals_answer,
+            track="lvqa",
+        )
+    )

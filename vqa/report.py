@@ -98,6 +98,17 @@ def _unparsed_counts(metrics: dict) -> str:
     return "unparsed: " + ", ".join(parts)
 
 
+def write_spotting_report(out: Path, metrics: dict) -> None:
+    """report.md of ``me-vqa score-spotting``: the registered tables its spotting block feeds."""
+    sections = [
+        "# Spotting scores",
+        "Intervals match at IoU >= 0.5, one to one, micro and macro apart (MEGC2021); "
+        "'-' means nothing to compute from.",
+        *(part for title, markdown in shown_tables(metrics) for part in (f"## {title}", markdown)),
+    ]
+    write_text_atomic(out / "report.md", "\n\n".join(sections) + "\n")
+
+
 def summary(metrics: dict) -> str:
     """What the command prints: the main and AU tables and the counts of odd rows."""
     settings = ", ".join(f"{k}={v}" for k, v in metrics["settings"].items())

@@ -112,7 +112,7 @@ def dataset_of(row: dict, key: str) -> str:
 
 def _required(label, what: str, text: str, file: Path, lineno: int):
     """A label parsed from a ground-truth answer; none is a :class:`UserError`."""
-    if not label:
+    if label is None or label in ("", frozenset()):  # 0 events and no interval are labels
         raise UserError(
             f"ground-truth answer {text!r} names no {what}",
             file=file,
