@@ -16,6 +16,7 @@ import yaml
 
 from vqa.errors import UserError
 from vqa.lora import PRESETS
+from vqa.model import DEFAULT_MODEL
 
 # Help shared by the per-part learning rates: unset is the base rate, 0 is 0.
 PART_LR = (
@@ -27,8 +28,10 @@ PART_LR = (
 @dataclass
 class ModelArguments:
     model_name_or_path: str = field(
-        default="Qwen/Qwen2.5-VL-3B-Instruct",
-        metadata={"help": "hub id or local folder of the base model"},
+        default=DEFAULT_MODEL,
+        metadata={
+            "help": "hub id or local folder of the base model (Qwen2.5-VL, Qwen3-VL, Qwen3.5)"
+        },
     )
     dtype: str = field(
         default="auto",

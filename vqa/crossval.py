@@ -18,6 +18,7 @@ from vqa.args import Arguments, parse_args, with_overrides
 from vqa.errors import UserError
 from vqa.folds import read_folds, subject_of
 from vqa.jsonl import read_jsonl, write_text_atomic
+from vqa.model import run_record
 
 DESCRIPTION = (
     "Run me-vqa finetune over every fold (leave-one-subject-out or a me-vqa split file) and "
@@ -79,7 +80,7 @@ def pooled(args: Arguments, plan: list[list[str]], truth: list[dict]) -> dict:
     folds, answers, per_fold = [], [], []
     for index, subjects in enumerate(plan):
         out = Path(args.training.output_dir) / f"fold_{index:02d}"
-        run = json.loads((out / "run.json").read_text("utf-8"))
+        run = run_record(out)
         folds.append({"fold": index, "subjects": subjects, "metrics": run["final_metrics"]})
         fold_answers = read_jsonl(out / "eval_answers.jsonl")
         fold_truth = [qa_part(r) for r in truth if subject_of(r) in subjects]

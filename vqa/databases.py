@@ -1,7 +1,7 @@
 """The micro-expression databases me-vqa knows, one entry each.
 
 Everything that names a database or needs its frame rate reads this table: the readers
-(``data_builders/<name>.py``, the module ``me-vqa convert <name>`` runs), the synthetic
+(``data_builders/<name>.py`` for clips, ``data_builders/long_videos.py``), the synthetic
 databases, the scorer (which database an id belongs to) and the report (how to write its
 name). A new database is one more entry here plus its reader.
 """
@@ -13,11 +13,14 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Database:
-    """One database: its key, the name papers write and the frame rate of its clips."""
+    """One database: its key, the name papers write, the frame rate of its videos, and whether
+    it holds short clips (read by ``data_builders/<name>.py``) or long videos (read by
+    ``data_builders/long_videos.py``)."""
 
-    name: str  # the rows' ``dataset``, the prefix of the organisers' ids, the reader's module
+    name: str  # the rows' ``dataset``, the prefix of the organisers' ids
     title: str
     fps: int
+    long: bool = False
 
 
 DATABASES: dict[str, Database] = {
@@ -27,9 +30,9 @@ DATABASES: dict[str, Database] = {
         Database("samm", "SAMM", 200),
         Database("smic", "SMIC", 100),  # SMIC-HS, the high-speed part
         Database("casme3", "CAS(ME)^3", 30),
-        Database("samm_lv", "SAMM Long Videos", 200),
-        Database("casme_sq", "CAS(ME)^2", 30),
-        Database("casme3_lv", "CAS(ME)^3 long videos", 30),
+        Database("samm_lv", "SAMM Long Videos", 200, long=True),
+        Database("casme_sq", "CAS(ME)^2", 30, long=True),
+        Database("casme3_lv", "CAS(ME)^3 long videos", 30, long=True),
     )
 }
 

@@ -19,7 +19,7 @@ from vqa.cli import command_parser
 from vqa.errors import UserError
 from vqa.jsonl import dumps, read_jsonl, write_jsonl
 from vqa.lvqa import merge_windows
-from vqa.model import DEFAULT_MODEL, adapter_base
+from vqa.model import DEFAULT_MODEL, DTYPES, adapter_base, run_record
 from vqa.prompts import PROMPT_STYLES, build_messages, load_yaml
 from vqa.question_types import budget, make_consistent, submission_name
 from vqa.records import check_row, parse_video_id, qa_part
@@ -63,7 +63,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument(
         "--dtype",
-        choices=("auto", "float32", "bfloat16", "float16"),
+        choices=("auto", *DTYPES),
         default="auto",
         help="auto: bfloat16 on a GPU that supports it, else float32",
     )
@@ -95,10 +95,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def trained_prompt_style(adapter: Path | None) -> str:
     """The prompt style an adapter was fine-tuned with (plain without an adapter or record)."""
-    run_file = adapter / "run.json" if adapter else None
-    if run_file and run_file.is_file():
-        return json.loads(run_file.read_text("utf-8")).get("prompt_style", "plain")
-    return "plain"
+    return run_record(adapter).get("prompt_style", "plain")
 
 
 def _same_model(a: str, b: str) -> bool:
@@ -278,11 +275,9 @@ def appender(path: Path, identity: dict, fresh: bool):
 
 def load(model_name: str, args: argparse.Namespace):
     """Model (with the adapter applied) and processor (the adapter's own when it has one)."""
-    import torch
+    from vqa.model import load_model, load_processor, resolve_dtype
 
-    from vqa.model import load_model, load_processor
-
-    dtype = None if args.dtype == "auto" else getattr(torch, args.dtype)
+    dtype = resolve_dtype(args.dtype)
     model = load_model(model_name, dtype=dtype, attn_implementation=args.attn_implementation)
     has_processor = args.adapter and (args.adapter / "processor_config.json").is_file()
     processor = load_processor(

@@ -210,14 +210,9 @@ def make_trainer_class():
 
 def resolve_precision(args: Arguments) -> tuple[torch.dtype, str]:
     """The model dtype and attention kernel; ``auto`` picks bf16 + flash-attn where possible."""
-    from vqa.model import pick_attention, pick_dtype
+    from vqa.model import pick_attention, resolve_dtype
 
-    names = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
-    if args.model.dtype != "auto" and args.model.dtype not in names:
-        raise UserError(
-            f"unknown dtype {args.model.dtype!r}", fix="use auto, bfloat16, float16 or float32"
-        )
-    dtype = pick_dtype() if args.model.dtype == "auto" else names[args.model.dtype]
+    dtype = resolve_dtype(args.model.dtype)
     if args.model.dtype == "auto" and dtype == torch.bfloat16 and not args.training.fp16:
         args.training.bf16 = True
     attn = (
@@ -235,15 +230,15 @@ def build_model(args: Arguments):
 
     from vqa.model import load_model
 
-    config = lora.lora_config(
-        args.lora.preset, args.lora.lora_r, args.lora.lora_alpha, args.lora.lora_dropout
-    )
     dtype, attn = resolve_precision(args)
     device_map = None
     if torch.cuda.is_available() and not is_deepspeed_zero3_enabled():
         device_map = {"": args.training.device}  # each rank loads onto its own GPU
     model = load_model(
         args.model.model_name_or_path, dtype=dtype, attn_implementation=attn, device_map=device_map
+    )
+    config = lora.lora_config(
+        args.lora.preset, args.lora.lora_r, args.lora.lora_alpha, args.lora.lora_dropout, model
     )
     if args.training.activation_checkpointing:
         model.enable_input_require_grads()  # LoRA on the vision tower needs grads at its input
@@ -376,14 +371,14 @@ def run_info(
 
     ``held_rows`` are all held-out rows, ``eval_rows`` those answered (``--eval_max_rows``).
     """
-    p = lora.preset(args.lora.preset)
+    peft_config = trainer.model.peft_config["default"]
     return {
         "versions": versions(),
         "git_commit": git_commit(),
         "base_model": args.model.model_name_or_path,
         "preset": args.lora.preset,
-        "target_modules": lora.target_regex(p),
-        "modules_to_save": lora.modules_to_save(p),
+        "target_modules": peft_config.target_modules,
+        "modules_to_save": sorted(peft_config.modules_to_save or []),
         "prompt_style": args.data.prompt_style,
         "dtype": str(trainer.model.dtype).removeprefix("torch."),
         "attn_implementation": trainer.model.config._attn_implementation,
@@ -404,10 +399,10 @@ def run(args: Arguments) -> dict:
     from transformers import set_seed
 
     from vqa.collator import TrainCollator
-    from vqa.model import load_processor
+    from vqa.model import load_processor, model_family
 
     prepare(args.training)
-    lora.preset(args.lora.preset)
+    lora.check_family(args.lora.preset, model_family(args.model.model_name_or_path))
     train_rows, held_rows = load_data(args)
     eval_rows = held_rows[: args.data.eval_max_rows]  # None keeps all
     if not eval_rows and args.training.eval_strategy != "no":
