@@ -24,7 +24,14 @@ from tqdm import tqdm
 
 from data_builders import flow as flowlib
 from data_builders.facecrop import Box, crop_and_resize, crop_box, parse_face_crop
-from data_builders.frames import frame_files, frame_size, nearest_frame, read_frame, reduction
+from data_builders.frames import (
+    files_digest,
+    frame_files,
+    frame_size,
+    nearest_frame,
+    read_frame,
+    reduction,
+)
 from data_builders.long_inputs import build_long
 from data_builders.sampling import (
     APEX_WORKING_SIZE,
@@ -112,10 +119,7 @@ def cache_key(job: ClipJob, frames: dict[int, Path], params: Params) -> str:
     h = hashlib.sha256(
         json.dumps([CACHE_VERSION, asdict(params), job.onset, job.apex, job.offset]).encode()
     )
-    for number, path in frames.items():
-        stat = path.stat()
-        h.update(f"{number}:{path.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
-    return h.hexdigest()[:16]
+    return files_digest(h, frames)
 
 
 class ClipFrames:

@@ -34,7 +34,7 @@ import numpy as np
 from tqdm import tqdm
 
 from data_builders.facecrop import Box, crop_and_resize, crop_box, parse_face_crop
-from data_builders.frames import frame_files, frame_size, read_frame, reduction
+from data_builders.frames import files_digest, frame_files, frame_size, read_frame, reduction
 from data_builders.sampling import check_num_frames, motion_score, video_frames
 from vqa import lvqa
 from vqa.databases import DATABASES
@@ -170,10 +170,7 @@ def list_video(job: VideoJob) -> dict[int, Path]:
 def cache_key(job: VideoJob, frames: dict[int, Path], params: LongParams) -> str:
     """Hash of the frame files (name, size, mtime), the frame rate and the parameters."""
     h = hashlib.sha256(json.dumps([CACHE_VERSION, asdict(params), job.fps]).encode())
-    for number, path in frames.items():
-        stat = path.stat()
-        h.update(f"{number}:{path.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
-    return h.hexdigest()[:16]
+    return files_digest(h, frames)
 
 
 class VideoFrames:
