@@ -369,6 +369,7 @@ def synthesize(
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / database
     rng = np.random.default_rng([seed, DATABASES.index(database)])
+    out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_folder(target, overwrite=True) as build:
         root = build / _frames_root_name(database)
         clips = _render_database(database, root, subjects, clips_per_subject, frames, size, rng)

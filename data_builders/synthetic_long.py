@@ -285,6 +285,7 @@ def synthesize_long(
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng([seed, 100 + LONG_DATABASES.index(database)])
     videos: list[SynthVideo] = []
+    out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_folder(out_dir / database, overwrite=True) as build:
         root = build / FRAMES_ROOTS[database]
         progress = tqdm(total=subjects * videos_per_subject, desc=f"synth {database}", unit="video")

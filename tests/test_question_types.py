@@ -27,4 +27,4 @@ def test_readme_lists_every_registered_question_type():
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text("utf-8")
     for name in REGISTRY:
-        assert f"| `{name}` |" in readme, name
+        assert f"`{name}`" in readme, name

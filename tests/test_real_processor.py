@@ -10,13 +10,14 @@ import jinja2
 import pytest
 import torch
 from peft import PeftModel, get_peft_model
-from train_fixtures import clip_rows
+from train_fixtures import clip_rows, write_image
 
-from vqa import families, lora, tiny
+from vqa import families, lora, lvqa, tiny
 from vqa.cli import main as cli
 from vqa.collator import IGNORE_INDEX, TrainCollator
 from vqa.model import generate, load_model, load_processor, render
 from vqa.prompts import build_messages
+from vqa.question_types import REGISTRY, question_type
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "models" / "qwen2_5_vl_7b_instruct"
 pytestmark = pytest.mark.skipif(not REAL.is_dir(), reason="../shared/models is not present")
@@ -53,6 +54,34 @@ def test_the_model_is_built_over_the_real_tokenizer(model_dir, processor):
 def test_supervised_tokens_are_exactly_the_answer_and_its_end(processor, tmp_path, style):
     rows = _rows(tmp_path)
     batch = TrainCollator(processor, tmp_path, style)(rows)
+    for row, ids, labels in zip(rows, batch["input_ids"], batch["labels"], strict=True):
+        supervised = ids[labels != IGNORE_INDEX]
+        assert processor.tokenizer.decode(supervised) == row["answer"] + "<|im_end|>"
+
+
+def _lvqa_rows(tmp_path) -> list[dict]:
+    """One row of every ME-LVQA question type (long-video questions over four frames)."""
+    q, a = lvqa.texts()["questions"], lvqa.texts()["answers"]
+    answers = {
+        "count_total": "12",
+        "count_micro": "3",
+        "count_macro": "9",
+        "au_inventory": "inner brow raiser, lip corner puller",
+        "event_type": a["type_micro"],
+        "spot_micro": lvqa.render_intervals([(101, 164), (3050, 3112)]),
+        "spot_macro": lvqa.render_intervals([]),
+    }
+    frames = [write_image(tmp_path / "lv" / f"{k}.png", (90, 90, 90), k) for k in range(4)]
+    return [
+        {"question": q[key].format(k=2), "answer": answer, "frames": frames}
+        for key, answer in answers.items()
+    ]
+
+
+def test_every_registered_question_type_is_supervised_on_its_answer_only(processor, tmp_path):
+    rows = _rows(tmp_path) + _lvqa_rows(tmp_path)
+    assert {question_type(r["question"]) for r in rows} == set(REGISTRY)
+    batch = TrainCollator(processor, tmp_path, "guided")(rows)
     for row, ids, labels in zip(rows, batch["input_ids"], batch["labels"], strict=True):
         supervised = ids[labels != IGNORE_INDEX]
         assert processor.tokenizer.decode(supervised) == row["answer"] + "<|im_end|>"
