@@ -38,15 +38,17 @@ from data_builders.sampling import (
     check_num_frames,
     estimate_apex,
     oao_frames,
+    timing,
     video_frames,
 )
 from vqa.cli import command_parser
+from vqa.databases import DATABASES
 from vqa.errors import UserError
 from vqa.jsonl import atomic_folder, read_jsonl, write_jsonl
-from vqa.records import VISUAL_KEYS
+from vqa.records import VISUAL_KEYS, parse_video_id
 
 MODES = ("video", "oao", "flow", "video+flow", "oao+flow")
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,7 @@ class ClipJob:
     offset: int | None
     file: Path  # the clips.jsonl (or test file) row that named the clip, for messages
     row: int
+    fps: float | None = None  # the clip's frame rate, for the true time of sampled frames
 
 
 def _span(job: ClipJob, numbers: list[int]) -> tuple[int, int]:
@@ -180,7 +183,8 @@ def _render(job: ClipJob, frames: dict[int, Path], apex: int, params: Params, tm
     ]
     if "flow" in params.mode:
         images.append(_write(tmp, "flow.png", _flow_image(clip, onset, apex, params)))
-    return {"images": images, "frames": frame_names, "face_box": box}
+    rate = timing(sampled, sampled[0], job.fps)["sample_fps"] if sampled and job.fps else None
+    return {"images": images, "frames": frame_names, "sample_fps": rate, "face_box": box}
 
 
 def build_clip(job: ClipJob, params: Params, out_dir: Path) -> dict:
@@ -218,8 +222,16 @@ def clip_jobs(clips_files: list[Path], frames_root: Path | None) -> dict[tuple, 
             offset=clip.get("offset"),
             file=clips_file,
             row=lineno,
+            fps=clip.get("fps"),
         )
     return jobs
+
+
+def _test_fps(row: dict) -> int | None:
+    """The frame rate of a test row's database (``samm_test_...``: 200), None when unknown."""
+    test_id = parse_video_id(str(row.get("video_id", "")))
+    database = DATABASES.get(test_id.dataset) if test_id else None
+    return database.fps if database else None
 
 
 def join_rows(
@@ -249,6 +261,7 @@ def join_rows(
                     None,
                     qa_file,
                     lineno,
+                    fps=_test_fps(row),
                 ),
             )
         else:
@@ -295,6 +308,8 @@ def input_row(row: dict, record: dict, params: Params) -> dict:
         out["images"] = [prefix + name for name in record["images"]]
     if record["frames"]:
         out["frames"] = [prefix + name for name in record["frames"]]
+    if record["sample_fps"]:
+        out["sample_fps"] = record["sample_fps"]
     out["apex_estimated"] = record["apex_estimated"]
     if "flow" in params.mode:
         out["flow_legend"] = flowlib.legend_sentence(params.overlay)

@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from data_builders.facecrop import Box, crop_and_resize, crop_box, parse_face_crop
 from data_builders.frames import files_digest, frame_files, frame_size, read_frame, reduction
-from data_builders.sampling import check_num_frames, motion_score, video_frames
+from data_builders.sampling import check_num_frames, motion_score, timing, video_frames
 from vqa import lvqa
 from vqa.databases import DATABASES
 from vqa.errors import UserError
@@ -136,14 +136,6 @@ def windows(numbers: list[int], fps: float, seconds: float, stride: float) -> li
     if starts[-1] + length - 1 < last:
         starts.append(last - length + 1)
     return [(s, min(last, s + length - 1)) for s in starts]
-
-
-def timing(chosen: list[int], first: int, fps: float) -> dict:
-    """Frame numbers, times from the video's first frame, and the effective rate of a sample."""
-    times = [round((k - first) / fps, 4) for k in chosen]
-    span = times[-1] - times[0]
-    rate = (len(chosen) - 1) / span if len(chosen) > 1 and span > 0 else fps
-    return {"frame_numbers": chosen, "frame_times": times, "sample_fps": round(rate, 6)}
 
 
 # ---------------------------------------------------------------- one video

@@ -61,3 +61,11 @@ def estimate_apex(numbers: Iterable[int], read: Callable[[int], np.ndarray]) -> 
         if score > best_score:
             best, best_score = number, score
     return best
+
+
+def timing(chosen: list[int], first: int, fps: float) -> dict:
+    """Frame numbers, times from the video's first frame, and the effective rate of a sample."""
+    times = [round((k - first) / fps, 4) for k in chosen]
+    span = times[-1] - times[0]
+    rate = (len(chosen) - 1) / span if len(chosen) > 1 and span > 0 else fps
+    return {"frame_numbers": chosen, "frame_times": times, "sample_fps": round(rate, 6)}

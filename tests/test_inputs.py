@@ -103,6 +103,21 @@ def test_video_is_n_evenly_spaced_frames_in_order(numbered_clip):
     assert numbers == expected
 
 
+def test_video_rows_give_the_model_the_true_rate_of_their_frames(numbered_clip, tiny_model_dir):
+    from vqa.model import encode, load_processor
+    from vqa.prompts import build_messages
+
+    assert build(numbered_clip, "video", "--num-frames", "6") == 0
+    row = read_jsonl(numbered_clip / "out" / "inputs.jsonl")[0]
+    spacing = (OFFSET - ONSET) / 5 / 200  # seconds between the sampled frames of a 200 fps clip
+    assert row["sample_fps"] == pytest.approx(1 / spacing, rel=1e-4)
+    processor = load_processor(tiny_model_dir)
+    messages = [build_messages(row, numbered_clip / "out")]
+    batch = encode(processor, messages, add_generation_prompt=True)
+    patch = processor.video_processor.temporal_patch_size  # frames per temporal grid step
+    assert batch["second_per_grid_ts"].tolist() == pytest.approx([patch * spacing], rel=1e-4)
+
+
 @pytest.fixture
 def decoded(monkeypatch) -> list[str]:
     """The frame files this process decodes from now on (every decode goes through imread)."""

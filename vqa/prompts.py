@@ -60,7 +60,7 @@ def visual_content(row: dict, base_dir: Path, *, file=None, lineno=None) -> list
             str(resolve_visual(base_dir, rel, file=file, row=lineno)) for rel in row["frames"]
         ]
         video = {"type": "video", "video": frames}
-        if row.get("sample_fps"):  # long videos: the true rate of the sampled frames (trap 12)
+        if row.get("sample_fps"):  # the true rate of the sampled frames (trap 12)
             video["sample_fps"] = row["sample_fps"]
         items.append(video)
     return items
