@@ -26,7 +26,7 @@ from vqa.args import Arguments, parse_args
 from vqa.errors import UserError
 from vqa.folds import holdout_subjects, split_rows, subject_of
 from vqa.jsonl import atomic_path, read_jsonl, write_jsonl, write_text_atomic
-from vqa.prompts import PROMPT_STYLES, build_messages, max_new_tokens, official, question_type
+from vqa.prompts import PROMPT_STYLES, official, question_type
 from vqa.records import BASE_KEY, check_row, qa_part, visual_files
 
 DESCRIPTION = (
@@ -121,15 +121,14 @@ def data_hash(rows: list[dict]) -> str:
 
 
 def answer_rows(model, processor, rows: list[dict], style: str, batch_size: int) -> list[dict]:
-    """Greedy answers for loaded ``rows`` as qa rows with ``answer`` replaced (order kept)."""
-    from vqa.model import generate
+    """Greedy answers for loaded ``rows`` as qa rows with ``answer`` replaced (order kept).
 
-    conversations = [build_messages(r, Path(r[BASE_KEY]), style) for r in rows]
-    budgets = [max_new_tokens(r["question"]) for r in rows]
-    answers = generate(
-        model, processor, conversations, max_new_tokens=budgets, batch_size=batch_size
-    )
-    return [{**qa_part(r), "answer": a} for r, a in zip(rows, answers, strict=True)]
+    With several processes each answers its share and every process gets all answers.
+    """
+    from vqa import answering
+
+    answers = answering.answer_rows(model, processor, rows, style=style, batch_size=batch_size)
+    return [{**qa_part(r), "answer": answers[i]} for i, r in enumerate(rows)]
 
 
 def score(predictions: list[dict], truth: list[dict]) -> dict[str, float]:
