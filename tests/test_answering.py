@@ -33,7 +33,7 @@ def clips(tmp_path_factory):
         [("oao", QUESTIONS), ("video", QUESTIONS[:3]), ("oao", QUESTIONS[4:5]),
          ("video", QUESTIONS[1:]), ("oao", QUESTIONS[2:5])]
     ):  # fmt: skip
-        names = [f"c{c}/{n}.png" for n in range(4)]
+        names = [f"c{c}/{n}.png" for n in range(8)]  # 8 frames: a video longer than wide
         for n, name in enumerate(names):
             write_image(root / name, (40 + 8 * c, 36), seed=10 * c + n)
         visual = {"images": names[:3]} if mode == "oao" else {"frames": names}

@@ -105,13 +105,14 @@ def prefill(model, processor, conversations: list[list[dict]], rope_owner):
     cut = full.shape[1] - (len(plain[0]) - common)
     if full[0, cut:].tolist() != plain[0][common:]:
         raise RuntimeError("the processor changed tokens after the pictures: no shared prefix")
-    prefix = {
-        k: v[:, :cut] if getattr(v, "shape", None) == full.shape else v for k, v in inputs.items()
-    }
     cache = DynamicCache(config=model.config)
     if rope_owner is not None:
         rope_owner.rope_deltas = None  # computed afresh from this clip's pictures
-    model(**prefix, cache=cache, use_cache=True, logits_to_keep=1)
+    # The whole first prompt, as today's path runs it: its rotary offset is the one every
+    # question's text continues with (a prefix ending inside a video's time span would give
+    # another); the cache then keeps the prefix only.
+    model(**inputs, cache=cache, use_cache=True, logits_to_keep=1)
+    cache.crop(full.shape[1] - cut)
     delta = getattr(rope_owner, "rope_deltas", None)
     delta = torch.zeros(1, 1, dtype=torch.long, device=full.device) if delta is None else delta
     return Prefix(full[0, :cut], cache, delta.clone()), [ids[common:] for ids in plain]
