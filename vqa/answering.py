@@ -112,7 +112,7 @@ def prefill(model, processor, conversations: list[list[dict]], rope_owner):
     # question's text continues with (a prefix ending inside a video's time span would give
     # another); the cache then keeps the prefix only.
     model(**inputs, cache=cache, use_cache=True, logits_to_keep=1)
-    cache.crop(full.shape[1] - cut)
+    cache.crop(cut - full.shape[1])  # a negative count removes that many tokens
     delta = getattr(rope_owner, "rope_deltas", None)
     delta = torch.zeros(1, 1, dtype=torch.long, device=full.device) if delta is None else delta
     return Prefix(full[0, :cut], cache, delta.clone()), [ids[common:] for ids in plain]
