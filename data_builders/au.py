@@ -82,3 +82,28 @@ def parse_aus(text: str) -> tuple[list[ActionUnit], list[str]]:
     if not units:
         raise AUParseError(f"no action unit in {str(text).strip()!r}")
     return list(units.values()), dropped
+
+
+_JOINED_OR = re.compile(r"(?<=\d)\s*or\s*(?=[A-Za-z]?\d)", re.IGNORECASE)
+
+
+def parse_aus_lenient(text: str) -> tuple[list[ActionUnit], list[str]]:
+    """Action units of a long-video sheet cell, whose notes are freer than the clip sheets'.
+
+    ``14or23`` is read as ``14 or 23``; a part that is not an AU (``double 45``, ``9A ref(L12
+    or L10)``) is read word by word; words that name no known FACS AU (``glare``, ``80``,
+    ``NULL``) are returned as dropped instead of raising. An empty cell gives no AU.
+    """
+    cleaned = _REF.sub("(", _JOINED_OR.sub(" or ", str(text)))
+    cleaned = cleaned.replace("(", " ").replace(")", " ")
+    units: dict[int, ActionUnit] = {}
+    dropped = []
+    for part in (p.strip() for p in _SEPARATORS.split(cleaned)):
+        for token in [part] if _TOKEN.match(part) else part.split():
+            try:
+                unit = parse_token(token)
+            except AUParseError:
+                dropped.append(token)
+                continue
+            units.setdefault(unit.number, unit)
+    return list(units.values()), dropped

@@ -21,7 +21,6 @@ def clip_folder(frames_root: Path, subject_cell: str, filename: str) -> Path | N
 
 SPEC = SheetSpec(
     dataset="casme3",
-    fps=30,
     subject=str,
     folder=clip_folder,
     image_id=lambda subject, filename, onset: f"{subject}_{filename}_{onset}",

@@ -17,6 +17,7 @@ from tqdm import tqdm
 from data_builders.au import ActionUnit, AUParseError, parse_aus
 from data_builders.frames import frame_files, nearest_frame
 from data_builders.sheets import Record, read_records
+from vqa.databases import DATABASES
 from vqa.errors import UserError
 from vqa.taxonomy import EMOTION_SPELLINGS, OTHERS, coarse_of, normalize_emotion
 
@@ -102,7 +103,6 @@ class SheetSpec:
     """
 
     dataset: str
-    fps: int
     subject: Callable[[str], str]
     folder: Callable[[Path, str, str], Path | None]
     image_id: Callable[[str, str, int], str]
@@ -279,7 +279,7 @@ def _sheet_clip(
         onset=onset,
         apex=apex,
         offset=offset,
-        fps=spec.fps,
+        fps=DATABASES[spec.dataset].fps,
         aus=aus,
         fine=fine,
         coarse=coarse_of(fine) if fine != OTHERS else OTHERS,

@@ -1,5 +1,10 @@
 """``me-vqa convert``: a database's label sheet and frame folders -> clips.jsonl + qa.jsonl.
 
+Long-video databases (``samm_lv``, ``casme_sq``, ``casme3_lv``) give instead
+``OUT/videos.jsonl`` (one row per video with its events), ``OUT/intervals.jsonl`` (the
+spotting ground truth) and ``OUT/lvqa.jsonl`` (ME-LVQA questions), see
+:mod:`data_builders.long_videos` and :mod:`data_builders.lvqa`.
+
 Writes ``OUT/clips.jsonl`` (one row per clip, frame paths relative to ``--frames``) and
 ``OUT/qa.jsonl`` (the MEGC2025 organisers' schema and phrasing). With ``--qa-from`` the
 questions are the official file's own rows for this database, joined to the clips found
@@ -13,25 +18,24 @@ import importlib
 import os
 from pathlib import Path
 
+from data_builders import long_videos
 from data_builders.clips import Clip, Options, Report
+from data_builders.lvqa import lvqa_rows
 from data_builders.qa import join_official, qa_rows
 from vqa.cli import command_parser
+from vqa.databases import DATABASES
 from vqa.errors import UserError
 from vqa.jsonl import read_jsonl, write_jsonl
 
-READERS = {
-    "casme2": "data_builders.casme2",
-    "samm": "data_builders.samm",
-    "smic": "data_builders.smic",
-    "casme3": "data_builders.casme3",
-}
 SHOWN_PER_KIND = 3
 
 
 def build_parser():
     parser = command_parser("convert")
     parser.add_argument(
-        "database", choices=list(READERS), help="which database the labels and frames are"
+        "database",
+        choices=list(DATABASES),
+        help="which database the labels and frames are (samm_lv, casme_sq, casme3_lv: long videos)",
     )
     parser.add_argument("--labels", type=Path, help="label sheet (.xlsx/.xls/.csv); not for smic")
     parser.add_argument(
@@ -40,7 +44,20 @@ def build_parser():
     parser.add_argument(
         "--out", type=Path, required=True, help="output folder for clips.jsonl and qa.jsonl"
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the yes/no AU draws")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the yes/no AU draws and the LVQA k-th events"
+    )
+    parser.add_argument(
+        "--analysis",
+        action="store_true",
+        help="add one open-ended analysis row per clip (MEGC2026 ME-VQA-v2), its reference "
+        "built from the clip's AUs and classes with templates from prompts/questions.yaml",
+    )
+    parser.add_argument(
+        "--all-events",
+        action="store_true",
+        help="long videos: ask the type of every event, not of two drawn ones",
+    )
     parser.add_argument("--keep-others", action="store_true", help="keep clips labelled others")
     parser.add_argument(
         "--keep-fear-sadness",
@@ -103,7 +120,7 @@ def questions(
 ) -> tuple[list[dict], list[Clip]]:
     """The qa rows (generated, or joined from the --qa-from rows) and the clips they use."""
     if official is None:
-        return qa_rows(clips, args.seed, extra), clips
+        return qa_rows(clips, args.seed, extra, args.analysis), clips
     rows, used, missing = join_official(official, clips, args.database)
     for row_id in missing:
         report.warn(
@@ -118,20 +135,58 @@ def questions(
     return rows, used
 
 
-def summary(database: str, clips: list[Clip], rows: list[dict], report: Report, out: Path) -> str:
-    """What was read, kept, dropped and doubted, as printed at the end of a run."""
-    dropped = sum(report.dropped.values())
-    lines = [f"convert {database}: {report.read} clips read, {len(clips)} kept, {dropped} dropped"]
-    lines += [f"  dropped ({reason}): {n}" for reason, n in report.dropped.most_common()]
+def report_lines(report: Report) -> list[str]:
+    """The dropped reasons and the warnings of a run, a few examples of each kind."""
+    lines = [f"  dropped ({reason}): {n}" for reason, n in report.dropped.most_common()]
     for kind, messages in report.warnings.items():
         lines.append(f"  warning ({kind}): {len(messages)}")
         lines += [f"    {m}" for m in messages[:SHOWN_PER_KIND]]
         if len(messages) > SHOWN_PER_KIND:
             lines.append(f"    ... and {len(messages) - SHOWN_PER_KIND} more")
+    return lines
+
+
+def summary(database: str, clips: list[Clip], rows: list[dict], report: Report, out: Path) -> str:
+    """What was read, kept, dropped and doubted, as printed at the end of a run."""
+    dropped = sum(report.dropped.values())
+    lines = [f"convert {database}: {report.read} clips read, {len(clips)} kept, {dropped} dropped"]
+    lines += report_lines(report)
     lines.append(
         f"wrote {out / 'clips.jsonl'} ({len(clips)} clips), {out / 'qa.jsonl'} ({len(rows)} rows)"
     )
     return "\n".join(lines)
+
+
+def convert_long(args, frames: Path) -> int:
+    """``convert samm_lv|casme_sq|casme3_lv``: videos.jsonl, intervals.jsonl and lvqa.jsonl."""
+    if args.qa_from or args.vocab_from:
+        raise UserError(
+            f"--qa-from and --vocab-from are for clip databases, not {args.database}",
+            fix="leave them out",
+        )
+    options = Options(skip_bad_rows=args.skip_bad_rows)
+    videos, report = long_videos.read_videos(args.database, args.labels, frames, options)
+    if not videos:
+        raise UserError("no event left to convert", file=args.labels, fix="check the sheet")
+    intervals = long_videos.interval_rows(videos)
+    rows = lvqa_rows(videos, args.seed, args.all_events)
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_jsonl(args.out / "videos.jsonl", [video.to_row(frames) for video in videos])
+    write_jsonl(args.out / "intervals.jsonl", intervals)
+    write_jsonl(args.out / "lvqa.jsonl", rows)
+    events = [e for video in videos for e in video.events]
+    types = ", ".join(f"{sum(e.type == t for e in events)} {t}" for t in long_videos.EVENT_TYPES)
+    dropped = sum(report.dropped.values())
+    lines = [
+        f"convert {args.database}: {report.read} sheet rows read, {len(events)} events kept "
+        f"({types}) in {len(videos)} videos, {dropped} dropped",
+        *report_lines(report),
+        f"wrote {args.out / 'videos.jsonl'} ({len(videos)} videos), "
+        f"{args.out / 'intervals.jsonl'} ({len(intervals)} intervals), "
+        f"{args.out / 'lvqa.jsonl'} ({len(rows)} rows)",
+    ]
+    print("\n".join(lines))
+    return 0
 
 
 def main(argv: list[str]) -> int:
@@ -147,11 +202,18 @@ def main(argv: list[str]) -> int:
         raise UserError(
             f"{args.database} needs --labels", fix="give the database's label sheet with --labels"
         )
+    if args.analysis and args.qa_from:
+        raise UserError(
+            "--analysis adds generated rows; --qa-from keeps the official ones",
+            fix="use one of them",
+        )
     check_out(args.out)
+    if args.database in long_videos.SPECS:
+        return convert_long(args, frames)
     official = official_rows(args.qa_from) if args.qa_from else None
     extra = extra_vocabulary(args.vocab_from)
     options = Options(args.keep_others, args.keep_fear_sadness, args.skip_bad_rows)
-    reader = importlib.import_module(READERS[args.database])
+    reader = importlib.import_module(f"data_builders.{args.database}")
     clips, report = reader.read_clips(args.labels, frames, options)
     if not clips:
         raise UserError(

@@ -12,8 +12,6 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-# Action units the face can show.
-RENDERED_AUS = (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 24, 25, 26)
 SIDES = {"L": 1.0, "R": -1.0}  # subject side -> sign of x in the image
 _SHIFT = 4  # sub-pixel bits for OpenCV drawing
 _DARK = (40, 40, 55)
@@ -96,9 +94,10 @@ def brow_points(s: FaceShape, lv: AuLevels, sign: float) -> np.ndarray:
 
 def eye_lids(s: FaceShape, lv: AuLevels, sign: float) -> tuple[np.ndarray, np.ndarray]:
     """Upper and lower lid curves of one eye (7 points each, outer corners shared)."""
-    a5, a6, a7 = (_level(lv, au, sign) for au in (5, 6, 7))
-    up = s.eye_h * (1 + 0.9 * a5 - 0.3 * a7 - 0.2 * a6)
-    down = s.eye_h * (0.8 - 0.55 * a7 - 0.45 * a6)
+    a5, a6, a7, a45 = (_level(lv, au, sign) for au in (5, 6, 7, 45))
+    opening = 1 - 0.95 * a45  # a blink closes both lids
+    up = s.eye_h * (1 + 0.9 * a5 - 0.3 * a7 - 0.2 * a6) * opening
+    down = s.eye_h * (0.8 - 0.55 * a7 - 0.45 * a6) * opening
     t = np.linspace(-1, 1, 7)
     xs = sign * s.eye_dx + t * s.eye_w
     bulge = np.sqrt(1 - t**2)

@@ -36,7 +36,6 @@ def nearest_frame(frames: dict[int, Path], number: int) -> int | None:
     return min(frames, key=lambda n: (abs(n - number), n), default=None)
 
 
-DECODED = {"frames": 0}  # frames decoded by this process (tests check cache hits with it)
 _FLAGS = {
     (False, 1): cv2.IMREAD_COLOR,
     (False, 2): cv2.IMREAD_REDUCED_COLOR_2,
@@ -52,7 +51,6 @@ _FLAGS = {
 def read_frame(path: Path, grey: bool = False, reduce: int = 1) -> np.ndarray:
     """Decode one frame, optionally at 1/2, 1/4 or 1/8 size (JPEG decodes that much faster);
     a file that decodes to nothing is a user error."""
-    DECODED["frames"] += 1
     image = cv2.imread(str(path), _FLAGS[grey, reduce])
     if image is None:
         raise UserError("image decodes to nothing", file=path, fix="replace the damaged frame file")

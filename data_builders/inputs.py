@@ -14,8 +14,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from multiprocessing import Pool
 from pathlib import Path
@@ -36,7 +34,7 @@ from data_builders.sampling import (
 )
 from vqa.cli import command_parser
 from vqa.errors import UserError
-from vqa.jsonl import read_jsonl, write_jsonl
+from vqa.jsonl import atomic_folder, read_jsonl, write_jsonl
 from vqa.records import VISUAL_KEYS
 
 MODES = ("video", "oao", "flow", "video+flow", "oao+flow")
@@ -194,15 +192,10 @@ def build_clip(job: ClipJob, params: Params, out_dir: Path) -> dict:
     if apex is None:
         r = reduction(max(frame_size(frames[onset])), APEX_WORKING_SIZE)
         apex = estimate_apex(numbers, lambda n: read_frame(frames[n], grey=True, reduce=r))
-    tmp = Path(tempfile.mkdtemp(dir=out_dir / "clips", prefix=".building-"))
-    try:
+    with atomic_folder(folder, overwrite=True) as tmp:
         record = _render(job, frames, apex, params, tmp)
         record.update(apex=apex, apex_estimated=job.apex is None, folder=folder.name)
         (tmp / "record.json").write_text(json.dumps(record), encoding="utf-8")
-        shutil.rmtree(folder, ignore_errors=True)
-        os.replace(tmp, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return {**record, "cached": False}
 
 

@@ -1,11 +1,12 @@
 """Clips -> question/answer rows in the MEGC2025 organisers' phrasing and order.
 
 Per clip: coarse, fine, AU(s), left/right (only when the clip has a lateral AU; it names the
-first one), yes, no, combined. ``id = {dataset}_{image_id}_{k}`` with k from 1. A clip without
-a fine class (SMIC) gets the coarse question only. The yes AU is one of the clip's; the no AU
-one it lacks, drawn from the AU vocabulary (every AU of the clips converted together, plus
-any given); both draws are seeded per clip, so a clip's rows do not depend on its neighbours.
-Phrasings come from ``prompts/questions.yaml``.
+first one), yes, no, combined, and with ``--analysis`` MEGC2026 ME-VQA-v2's open-ended
+analysis. ``id = {dataset}_{image_id}_{k}`` with k from 1. A clip without a fine class (SMIC)
+gets the coarse question only. The yes AU is one of the clip's; the no AU one it lacks, drawn
+from the AU vocabulary (every AU of the clips converted together, plus any given); both draws
+are seeded per clip, so a clip's rows do not depend on its neighbours. Phrasings come from
+``prompts/questions.yaml``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import random
 from collections.abc import Iterable
 
 from data_builders.clips import Clip
+from vqa.consistency import analysis_text
 from vqa.prompts import official
 from vqa.taxonomy import AU_NAMES
 
@@ -32,8 +34,20 @@ def _yes_no(clip: Clip, vocabulary: list[int], seed: int) -> tuple[str, str]:
     return rng.choice(clip.aus).name, AU_NAMES[rng.choice(absent)]
 
 
-def clip_pairs(clip: Clip, vocabulary: list[int], seed: int) -> list[tuple[str, str]]:
-    """(question, answer) pairs of one clip, in the organisers' order."""
+def _analysis(clip: Clip, seed: int) -> tuple[str, str]:
+    """ME-VQA-v2's open-ended request and a reference analysis built from the clip's labels
+    (wording and template drawn per clip)."""
+    rng = random.Random(f"{seed}/{clip.dataset}/{clip.image_id}/analysis")
+    texts = official()["analysis"]
+    question = rng.choice(texts["questions"])
+    template = rng.randrange(len(texts["answers"]))
+    return question, analysis_text([au.name for au in clip.aus], clip.fine, clip.coarse, template)
+
+
+def clip_pairs(
+    clip: Clip, vocabulary: list[int], seed: int, analysis: bool = False
+) -> list[tuple[str, str]]:
+    """(question, answer) pairs of one clip, in the organisers' order (the analysis last)."""
     text = official()
     q, a = text["questions"], text["answers"]
     pairs = [(q["coarse"], clip.coarse)]
@@ -52,15 +66,21 @@ def clip_pairs(clip: Clip, vocabulary: list[int], seed: int) -> list[tuple[str, 
     pairs += [(q["yes_no"].format(au=yes), "yes"), (q["yes_no"].format(au=no), "no")]
     combined = a[f"combined_{number}"].format(aus=names, fine=clip.fine, coarse=clip.coarse)
     pairs.append((q[f"combined_{number}"], combined))
+    if analysis:
+        pairs.append(_analysis(clip, seed))
     return pairs
 
 
-def qa_rows(clips: list[Clip], seed: int, extra_vocabulary: Iterable[int] = ()) -> list[dict]:
-    """QA rows in the organisers' schema (id, dataset, image_id, subject, filename, ...)."""
+def qa_rows(
+    clips: list[Clip], seed: int, extra_vocabulary: Iterable[int] = (), analysis: bool = False
+) -> list[dict]:
+    """QA rows in the organisers' schema (id, dataset, image_id, subject, filename, ...);
+    ``analysis`` adds ME-VQA-v2's open-ended analysis row to every clip with a fine class and
+    AUs."""
     vocabulary = au_vocabulary(clips, extra_vocabulary)
     rows = []
     for clip in clips:
-        for k, (question, answer) in enumerate(clip_pairs(clip, vocabulary, seed), 1):
+        for k, (question, answer) in enumerate(clip_pairs(clip, vocabulary, seed, analysis), 1):
             rows.append(
                 {
                     "id": f"{clip.dataset}_{clip.image_id}_{k}",

@@ -27,7 +27,6 @@ def clip_folder(frames_root: Path, subject_cell: str, filename: str) -> Path | N
 
 SPEC = SheetSpec(
     dataset="samm",
-    fps=200,
     subject=subject_id,
     folder=clip_folder,
     image_id=lambda subject, filename, onset: filename,

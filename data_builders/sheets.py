@@ -77,12 +77,7 @@ def _column_index(header: list[str], aliases: tuple[str, ...]) -> int | None:
     return None
 
 
-def read_records(path: str | Path, columns: dict[str, tuple[str, ...]]) -> tuple[str, list[Record]]:
-    """Rows of the first table whose header names ``Subject`` and ``Filename``.
-
-    ``columns`` maps each field to the header spellings that may name it. Returns a label
-    for the source (``file`` or ``file[worksheet]``) and the non-blank rows under the header.
-    """
+def _checked(path: str | Path) -> Path:
     path = Path(path)
     if not path.is_file():
         raise UserError(
@@ -94,14 +89,35 @@ def read_records(path: str | Path, columns: dict[str, tuple[str, ...]]) -> tuple
             file=path,
             fix=f"use one of {', '.join(SUFFIXES)}",
         )
+    return path
+
+
+def _source(path: Path, name: str | None) -> str:
+    return path.name if name is None else f"{path.name}[{name}]"
+
+
+def read_records(
+    path: str | Path, columns: dict[str, tuple[str, ...]], optional: tuple[str, ...] = ()
+) -> tuple[str, list[Record]]:
+    """Rows of the first table whose header names ``Subject`` and ``Filename``.
+
+    ``columns`` maps each field to the header spellings that may name it; the fields in
+    ``optional`` may be absent (their cells read ""). Returns a label for the source
+    (``file`` or ``file[worksheet]``) and the non-blank rows under the header.
+    """
+    path = _checked(path)
     for name, rows in _raw_tables(path):
         header_at = _find_header(rows, (columns["subject"][0], columns["filename"][0]))
         if header_at is None:
             continue
         header = rows[header_at]
         where = {field: _column_index(header, aliases) for field, aliases in columns.items()}
-        missing = [aliases[0] for field, aliases in columns.items() if where[field] is None]
-        source = path.name if name is None else f"{path.name}[{name}]"
+        missing = [
+            aliases[0]
+            for field, aliases in columns.items()
+            if where[field] is None and field not in optional
+        ]
+        source = _source(path, name)
         if missing:
             raise UserError(
                 f"header row has no {', '.join(missing)} column",
@@ -111,7 +127,11 @@ def read_records(path: str | Path, columns: dict[str, tuple[str, ...]]) -> tuple
             )
         records = [
             Record(
-                i + 1, {field: (row[col] if col < len(row) else "") for field, col in where.items()}
+                i + 1,
+                {
+                    field: (row[col] if col is not None and col < len(row) else "")
+                    for field, col in where.items()
+                },
             )
             for i, row in enumerate(rows[header_at + 1 :], start=header_at + 1)
             if any(row)
@@ -122,3 +142,18 @@ def read_records(path: str | Path, columns: dict[str, tuple[str, ...]]) -> tuple
         file=path,
         fix="use the database's label sheet, with its header row",
     )
+
+
+def read_positional(path: str | Path, fields: tuple[str, ...]) -> tuple[str, list[Record]]:
+    """Rows of the first non-empty table of a sheet without a header row, cells named by
+    position (``fields[0]`` is the first column); the row numbers are as a spreadsheet shows."""
+    path = _checked(path)
+    for name, rows in _raw_tables(path):
+        records = [
+            Record(i, {f: (row[k] if k < len(row) else "") for k, f in enumerate(fields)})
+            for i, row in enumerate(rows, start=1)
+            if any(row)
+        ]
+        if records:
+            return _source(path, name), records
+    raise UserError("the sheet has no rows", file=path, fix="give the database's label sheet")

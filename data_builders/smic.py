@@ -15,9 +15,9 @@ from tqdm import tqdm
 
 from data_builders.clips import Clip, Options, Report, check_frames, child_dir
 from data_builders.frames import frame_files
+from vqa.databases import DATABASES
 from vqa.errors import UserError
 
-FPS = 100
 COARSE_FOLDERS = {"positive": "positive", "negative": "negative", "surprise": "surprise"}
 _SUBJECT = re.compile(r"^s(\d+)$", re.IGNORECASE)
 _CLIP_SUBJECT = re.compile(r"^s\d+", re.IGNORECASE)
@@ -76,7 +76,7 @@ def _clip(number: int, coarse: str, folder: Path, frames_root: Path, report: Rep
         onset=onset,
         apex=None,
         offset=offset,
-        fps=FPS,
+        fps=DATABASES["smic"].fps,
         aus=[],
         fine=None,
         coarse=coarse,

@@ -1,11 +1,11 @@
 """``me-vqa split``: subject-independent folds over one or more clips.jsonl files.
 
 Protocols: ``loso`` (leave one subject out, one fold per subject, as in the MEGC2019
-composite protocol) and ``kfold`` (``--k`` folds of whole subjects, as DFME does; subjects are
-shuffled with ``--seed`` and dealt, largest first, to the fold with the fewest clips so folds
-stay balanced). A subject is keyed ``"<dataset>/<subject>"`` (``casme2/sub01``, ``samm/6``),
-so subjects of different databases never collide, and no subject is ever in the train and
-test part of the same fold.
+composite protocol) and ``kfold`` (``--k`` folds of whole subjects, as DFME does: scikit-learn's
+``StratifiedGroupKFold`` over the clips' coarse classes, subjects shuffled with ``--seed``, so
+every fold holds a near-equal share of each class). A subject is keyed
+``"<dataset>/<subject>"`` (``casme2/sub01``, ``samm/6``), so subjects of different databases
+never collide, and no subject is ever in the train and test part of the same fold.
 
 The output is one JSON file::
 
@@ -21,28 +21,25 @@ The output is one JSON file::
     }
 
 A consumer taking ``--fold N`` reads ``folds[N]`` and keeps a qa/inputs/clips row for
-testing when ``f"{row['dataset']}/{row['subject']}"`` is in ``test`` (for training when in
-``train``).
+testing when its :func:`vqa.folds.subject_of` is in ``test`` (for training when in ``train``).
 """
 
 from __future__ import annotations
 
 import json
-import random
 import re
+import warnings
 from collections import Counter
 from pathlib import Path
 
+from sklearn.model_selection import StratifiedGroupKFold
+
 from vqa.cli import command_parser
 from vqa.errors import UserError
+from vqa.folds import subject_of
 from vqa.jsonl import read_jsonl, write_text_atomic
 
 PROTOCOLS = ("loso", "kfold")
-
-
-def subject_key(row: dict) -> str:
-    """``<dataset>/<subject>`` of a clips, qa or inputs row."""
-    return f"{row['dataset']}/{row['subject']}"
 
 
 def natural_key(text: str) -> list:
@@ -50,9 +47,9 @@ def natural_key(text: str) -> list:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 
 
-def count_subjects(paths: list[Path]) -> Counter:
-    """Clips per subject key over the clips files, checked to carry dataset and subject."""
-    counts: Counter = Counter()
+def read_clips(paths: list[Path]) -> list[tuple[str, str]]:
+    """(subject key, coarse class) of every clip of the clips files, checked for a subject."""
+    clips = []
     for path in paths:
         for lineno, row in enumerate(read_jsonl(path), 1):
             if "dataset" not in row or "subject" not in row:
@@ -62,8 +59,8 @@ def count_subjects(paths: list[Path]) -> Counter:
                     row=lineno,
                     fix="give clips.jsonl from me-vqa convert",
                 )
-            counts[subject_key(row)] += 1
-    return counts
+            clips.append((subject_of(row), str(row.get("coarse") or "")))
+    return clips
 
 
 def loso(subjects: Counter) -> list[list[str]]:
@@ -71,21 +68,26 @@ def loso(subjects: Counter) -> list[list[str]]:
     return [[s] for s in sorted(subjects, key=natural_key)]
 
 
-def kfold(subjects: Counter, k: int, seed: int) -> list[list[str]]:
-    """``k`` test groups of whole subjects with near-equal clip counts; deterministic for a seed."""
-    if not 2 <= k <= len(subjects):
+def kfold(clips: list[tuple[str, str]], k: int, seed: int) -> list[list[str]]:
+    """``k`` test groups of whole subjects with near-equal shares of every coarse class.
+
+    scikit-learn's ``StratifiedGroupKFold`` with the subjects shuffled by ``seed``; with no
+    class known the groups get near-equal clip counts."""
+    subjects, classes = zip(*clips, strict=True)
+    if not 2 <= k <= len(set(subjects)):
         raise UserError(
-            f"--k {k} does not fit {len(subjects)} subjects",
+            f"--k {k} does not fit {len(set(subjects))} subjects",
             fix="choose 2 <= k <= number of subjects",
         )
-    order = sorted(subjects, key=natural_key)
-    random.Random(seed).shuffle(order)
-    order.sort(key=lambda s: -subjects[s])  # stable: equal sizes keep the shuffled order
-    groups: list[list[str]] = [[] for _ in range(k)]
-    for subject in order:
-        smallest = min(range(k), key=lambda i: (sum(subjects[s] for s in groups[i]), i))
-        groups[smallest].append(subject)
-    return [sorted(g, key=natural_key) for g in groups]
+    if max(Counter(classes).values()) < k:
+        raise UserError(
+            f"--k {k} is more than the clips of any one class", fix="choose a smaller --k or loso"
+        )
+    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():  # a class rarer than k simply misses some folds
+        warnings.filterwarnings("ignore", "The least populated class", UserWarning)
+        tests = [test for _, test in splitter.split(X=subjects, y=classes, groups=subjects)]
+    return [sorted({subjects[i] for i in test}, key=natural_key) for test in tests]
 
 
 def folds(subjects: Counter, groups: list[list[str]]) -> list[dict]:
@@ -122,8 +124,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=0, help="shuffle seed for kfold")
     parser.add_argument("--out", type=Path, required=True, help="JSON file to write the folds to")
     args = parser.parse_args(argv)
-    subjects = count_subjects(args.clips)
-    groups = loso(subjects) if args.protocol == "loso" else kfold(subjects, args.k, args.seed)
+    clips = read_clips(args.clips)
+    subjects = Counter(subject for subject, _ in clips)
+    groups = loso(subjects) if args.protocol == "loso" else kfold(clips, args.k, args.seed)
     plan = {
         "protocol": args.protocol,
         "k": len(groups),

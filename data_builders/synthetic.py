@@ -10,8 +10,6 @@ so the converters read it exactly as they read the real database.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +21,7 @@ from data_builders.au import parse_aus
 from data_builders.face import FaceShape, Pose, render
 from vqa.cli import command_parser
 from vqa.errors import UserError
-from vqa.jsonl import read_jsonl
+from vqa.jsonl import atomic_folder, read_jsonl
 
 DATABASES = ("casme2", "samm", "smic", "casme3")
 
@@ -57,7 +55,6 @@ SPELLINGS = {
     },
     "smic": {"happiness": "positive", "disgust": "negative", "surprise": "surprise"},
 }
-FPS = {"casme2": 200, "samm": 200, "smic": 100, "casme3": 30}
 
 
 @dataclass
@@ -369,19 +366,15 @@ def synthesize(
     if frames < 6 or size < 48:
         raise UserError("too small a clip", fix="use --frames >= 6 and --size >= 48")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / database
     rng = np.random.default_rng([seed, DATABASES.index(database)])
-    with tempfile.TemporaryDirectory(dir=out_dir, prefix=f".{database}.") as tmp:
-        build = Path(tmp) / database
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_folder(target, overwrite=True) as build:
         root = build / _frames_root_name(database)
         clips = _render_database(database, root, subjects, clips_per_subject, frames, size, rng)
         labels = build / SHEET_NAMES[database] if database in SHEET_NAMES else None
         if labels:
             write_sheet(database, clips, labels)
-        if target.exists():
-            shutil.rmtree(target)
-        build.rename(target)
     moved = [
         SynthClip(**{**vars(c), "folder": target / c.folder.relative_to(build)}) for c in clips
     ]
@@ -406,12 +399,8 @@ def synthesize_test_videos(
     for i, video in enumerate(tqdm(videos, desc="synth test videos", unit="clip")):
         aus = EMOTION_AUS[emotions[i % len(emotions)]][0]
         clip = render_clip(FaceShape.sample(rng), aus, frames, frames // 2, size, rng)
-        with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
-            _write_frames(
-                Path(tmp) / "clip", [f"{n:05d}.jpg" for n in range(1, frames + 1)], clip, False
-            )
-            shutil.rmtree(out_dir / video, ignore_errors=True)
-            (Path(tmp) / "clip").rename(out_dir / video)
+        with atomic_folder(out_dir / video, overwrite=True) as folder:
+            _write_frames(folder, [f"{n:05d}.jpg" for n in range(1, frames + 1)], clip, False)
     return out_dir
 
 
@@ -421,11 +410,24 @@ def main(argv: list[str]) -> int:
         "--out", required=True, type=Path, help="folder to write the databases into"
     )
     parser.add_argument(
-        "--databases", default=",".join(DATABASES), help="comma list of " + ", ".join(DATABASES)
+        "--databases",
+        help="comma list of " + ", ".join(DATABASES) + " (default: all of them), or with --long "
+        "of samm_lv, casme_sq (default: both)",
+    )
+    parser.add_argument(
+        "--long",
+        action="store_true",
+        help="render long videos (SAMM Long Videos, CAS(ME)^2) with several micro- and "
+        "macro-expressions each; --clips is then videos per subject",
     )
     parser.add_argument("--subjects", type=int, default=3, help="subjects per database")
-    parser.add_argument("--clips", type=int, default=4, help="clips per subject")
-    parser.add_argument("--frames", type=int, default=20, help="frames per clip")
+    parser.add_argument("--clips", type=int, default=4, help="clips (videos) per subject")
+    parser.add_argument(
+        "--frames",
+        type=int,
+        help="frames per clip (default 20) or per long video (default: twice the least "
+        "that holds a micro- and a macro-expression)",
+    )
     parser.add_argument("--size", type=int, default=128, help="face image size in pixels")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -437,7 +439,11 @@ def main(argv: list[str]) -> int:
         "into OUT/test/<video>/",
     )
     args = parser.parse_args(argv)
-    for name in (d.strip() for d in args.databases.split(",") if d.strip()):
+    if args.long:
+        return _main_long(args)
+    databases = args.databases or ",".join(DATABASES)
+    args.frames = args.frames or 20
+    for name in (d.strip() for d in databases.split(",") if d.strip()):
         db = synthesize(
             name,
             args.out,
@@ -454,4 +460,27 @@ def main(argv: list[str]) -> int:
             test_file, args.out / "test", frames=args.frames, size=args.size, seed=args.seed
         )
         print(f"test videos of {test_file}: {folder}")
+    return 0
+
+
+def _main_long(args) -> int:
+    """``synth --long``: long-video databases."""
+    from data_builders.synthetic_long import LONG_DATABASES, synthesize_long
+
+    databases = args.databases or ",".join(LONG_DATABASES)
+    for name in (d.strip() for d in databases.split(",") if d.strip()):
+        db = synthesize_long(
+            name,
+            args.out,
+            subjects=args.subjects,
+            videos_per_subject=args.clips,
+            frames=args.frames,
+            size=args.size,
+            seed=args.seed,
+        )
+        events = sum(len(v.events) for v in db.videos)
+        print(
+            f"{name}: {len(db.videos)} videos, {events} events  labels {db.labels}  "
+            f"frames {db.frames}"
+        )
     return 0

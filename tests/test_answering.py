@@ -10,6 +10,7 @@ from conftest import write_image
 from vqa import answering
 from vqa.model import generate, load_model, load_processor
 from vqa.prompts import build_messages, official
+from vqa.question_types import budget
 
 Q = official()["questions"]
 QUESTIONS = [
@@ -40,7 +41,7 @@ def clips(tmp_path_factory):
         rows += [{"question": q, **visual} for q in questions]
     rows = rows[::2] + rows[1::2]
     conversations = [build_messages(r, root, "guided") for r in rows]
-    return conversations, [answering.budget(r["question"], CAP) for r in rows]
+    return conversations, [budget(r["question"], CAP) for r in rows]
 
 
 @pytest.fixture(scope="module")

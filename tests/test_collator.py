@@ -8,7 +8,7 @@ from train_fixtures import clip_rows
 from vqa.collator import IGNORE_INDEX, TrainCollator
 from vqa.errors import UserError
 from vqa.model import load_processor
-from vqa.prompts import question_type
+from vqa.question_types import question_type
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def test_supervised_tokens_are_exactly_each_answer_and_its_end_token(
     processor, mixed_rows, tmp_path, style
 ):
     assert {question_type(r["question"]) for r in mixed_rows} == {
-        "coarse", "fine", "au", "left_right", "yes_no", "combined"
+        "coarse", "fine", "au", "left_right", "yes_no", "combined", "analysis"
     }  # fmt: skip
     batch = TrainCollator(processor, tmp_path, style)(mixed_rows)
     tokenizer = processor.tokenizer

@@ -1,8 +1,8 @@
 import random
 
-from vqa.consistency import clip_key, make_consistent
 from vqa.parse import parse_aus, parse_combined
-from vqa.prompts import official, question_type
+from vqa.prompts import official
+from vqa.question_types import group_key, make_consistent, question_type
 from vqa.taxonomy import AU_NAMES, FINE_TO_COARSE
 
 Q = official()["questions"]
@@ -78,7 +78,7 @@ def test_test_schema_rows_group_by_video():
     a = {"video_id": "samm_test_SAMM-1_1", "video": "SAMM-1", "question": Q["coarse"]}
     b = {"video_id": "samm_test_SAMM-1_2", "video": "SAMM-1", "question": Q["fine"]}
     c = {"video_id": "samm_test_SAMM-12_1", "video": "SAMM-12", "question": Q["coarse"]}
-    assert clip_key(a) == clip_key(b) != clip_key(c)
+    assert group_key(a) == group_key(b) != group_key(c)
     assert make_consistent([a, b, c], ["positive", "fear", "positive"]) == [
         "negative",
         "fear",

@@ -60,3 +60,27 @@ def test_synthetic_database_converts_to_its_ground_truth(database, synthetic, tm
     qa = read(tmp_path / "qa.jsonl")
     assert {r["image_id"] for r in qa} == {c["image_id"] for c in clips.values()}
     assert all(r["id"].startswith(f"{database}_") for r in qa)
+
+
+@pytest.mark.parametrize("database", [d for d in DATABASES if d != "smic"])
+def test_analysis_adds_one_row_per_clip_that_reads_back_to_its_labels(
+    database, synthetic, tmp_path
+):
+    from vqa.parse import parse_aus as parse_answer_aus
+    from vqa.parse import parse_coarse, parse_fine
+    from vqa.question_types import question_type
+
+    db = synthetic[database]
+    args = ["convert", database, "--frames", str(db.frames), "--labels", str(db.labels)]
+    assert main([*args, "--out", str(tmp_path), "--analysis", "--seed", "3"]) == 0
+    clips = {c["image_id"]: c for c in read(tmp_path / "clips.jsonl")}
+    analyses = [
+        r for r in read(tmp_path / "qa.jsonl") if question_type(r["question"]) == "analysis"
+    ]
+    assert sorted(r["image_id"] for r in analyses) == sorted(clips)
+    for row in analyses:
+        clip = clips[row["image_id"]]
+        assert parse_fine(row["answer"]) == clip["fine"]
+        assert parse_coarse(row["answer"]) == clip["coarse"]
+        assert parse_answer_aus(row["answer"]) == [au["name"] for au in clip["aus"]]
+    assert len({r["answer"].split(" ")[0] for r in analyses}) > 1  # templates vary with the seed

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from data_builders import flow as flowlib
-from data_builders import frames, inputs
+from data_builders import inputs
 from data_builders.face import FaceShape
 from data_builders.sampling import estimate_apex
 from data_builders.synthetic import render_clip
@@ -103,21 +103,36 @@ def test_video_is_n_evenly_spaced_frames_in_order(numbered_clip):
     assert numbers == expected
 
 
-def test_second_build_is_a_cache_hit(numbered_clip, capsys):
+@pytest.fixture
+def decoded(monkeypatch) -> list[str]:
+    """The frame files this process decodes from now on (every decode goes through imread)."""
+    seen: list[str] = []
+
+    def counting_imread(path, *args):
+        seen.append(path)
+        return imread(path, *args)
+
+    imread = cv2.imread
+    monkeypatch.setattr(cv2, "imread", counting_imread)
+    return seen
+
+
+def test_second_build_is_a_cache_hit(numbered_clip, capsys, decoded):
     assert build(numbered_clip, "oao+flow") == 0
-    frames.DECODED["frames"] = 0
+    assert decoded, "the first build decodes frames"
+    decoded.clear()
     first = (numbered_clip / "out" / "inputs.jsonl").read_bytes()
     assert build(numbered_clip, "oao+flow") == 0
-    assert frames.DECODED["frames"] == 0
+    assert decoded == []
     assert (numbered_clip / "out" / "inputs.jsonl").read_bytes() == first
     assert "0 built, 1 from cache" in capsys.readouterr().out
 
 
-def test_changed_parameters_rebuild(numbered_clip):
+def test_changed_parameters_rebuild(numbered_clip, decoded):
     assert build(numbered_clip, "oao") == 0
-    frames.DECODED["frames"] = 0
+    decoded.clear()
     assert build(numbered_clip, "oao", "--size", "16") == 0
-    assert frames.DECODED["frames"] > 0
+    assert decoded
 
 
 def test_interrupted_build_leaves_no_half_clip(numbered_clip, monkeypatch):

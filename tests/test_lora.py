@@ -18,7 +18,7 @@ from vqa.model import load_model, load_processor
 
 def _peft_model(tiny_model_dir, preset: str):
     model = load_model(tiny_model_dir, dtype=torch.float32, attn_implementation="sdpa")
-    config = lora.lora_config(preset, r=4, alpha=8, dropout=0.0)
+    config = lora.lora_config(preset, r=4, alpha=8, dropout=0.0, model=model)
     config.init_lora_weights = False  # random B, so that gradient reaches A as well
     return get_peft_model(model, config)
 
@@ -66,12 +66,13 @@ def test_baseline_trains_exactly_vision_attention_merger_and_llm_qk(
     assert counts["trainable"] == sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def test_targets_are_anchored_full_paths():
-    rx = re.compile(lora.target_regex(lora.preset("strong")))
+def test_targets_are_anchored_full_paths(tiny_model_dir):
+    model = load_model(tiny_model_dir, dtype=torch.float32, attn_implementation="sdpa")
+    rx = re.compile(lora.resolve("strong", model).target_regex)
     assert rx.fullmatch("model.visual.blocks.3.mlp.gate_proj")
     assert rx.fullmatch("model.language_model.layers.0.mlp.gate_proj")
     assert not rx.fullmatch("model.visual.patch_embed.proj")  # a bare 'proj' would catch it
-    baseline = re.compile(lora.target_regex(lora.preset("baseline")))
+    baseline = re.compile(lora.resolve("baseline", model).target_regex)
     assert not baseline.fullmatch("model.visual.blocks.0.mlp.gate_proj")
     assert not baseline.fullmatch("model.language_model.layers.0.self_attn.v_proj")
     assert baseline.fullmatch("model.visual.merger.mlp.2") and not baseline.fullmatch(
@@ -100,6 +101,7 @@ def test_param_groups_carry_each_parts_learning_rate(tiny_model_dir):
     assert all(g["weight_decay"] == 0.0 for g in groups)
 
 
-def test_unknown_preset_is_a_user_error():
+def test_unknown_preset_is_a_user_error(tiny_model_dir):
+    model = load_model(tiny_model_dir, dtype=torch.float32, attn_implementation="sdpa")
     with pytest.raises(UserError, match="unknown LoRA preset 'nope'"):
-        lora.lora_config("nope", 8, 16, 0.0)
+        lora.lora_config("nope", 8, 16, 0.0, model)

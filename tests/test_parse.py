@@ -11,7 +11,8 @@ from vqa.parse import (
     parse_left_right,
     parse_yes_no,
 )
-from vqa.prompts import official, question_type
+from vqa.prompts import official
+from vqa.question_types import question_type
 
 PREDICTIONS = Path(__file__).resolve().parents[2] / "shared" / "data" / "megc2025" / "predictions"
 
@@ -41,7 +42,11 @@ FREE_TEXT = [
     ("Fine-grained class = fear", "fear", "negative"),
     ("The coarse expression class is negative.", None, "negative"),
     ("coarse expression class: positive", None, "positive"),
-    ("The coarse class is surprise", None, "surprise"),
+    # no slot for the fine level: the whole answer is read (surprise is a fine class too)
+    ("The coarse class is surprise", "surprise", "surprise"),
+    ("The coarse expression class is anger.", "anger", "negative"),
+    # the label before its marker: the slot names nothing, the whole answer is read
+    ("It shows disgust, under the negative coarse expression category.", "disgust", "negative"),
     ("negative", None, "negative"),
     ("Negative.", None, "negative"),
     ("positive", None, "positive"),
@@ -82,7 +87,7 @@ FREE_TEXT = [
     ("He is smiling.", "happiness", "positive"),
     ("astonished", "surprise", "surprise"),
     ("The coarse expression class is Arousal.", None, None),
-    ("coarse expression class: sad", None, "negative"),
+    ("coarse expression class: sad", "sadness", "negative"),
 ]
 
 

@@ -1,7 +1,8 @@
 import pytest
 
 from vqa.errors import UserError
-from vqa.prompts import build_messages, official, prompt_text, question_type
+from vqa.prompts import build_messages, official, prompt_text
+from vqa.question_types import question_type
 from vqa.records import resolve_visual
 
 OFFICIAL_EXAMPLES = {

@@ -18,3 +18,13 @@ def test_keep_the_named_question_types():
 def test_unknown_question_type_is_a_user_error():
     with pytest.raises(UserError, match="unknown question type 'emotion'"):
         of_question_types(ROWS, "coarse,emotion")
+
+
+def test_readme_lists_every_registered_question_type():
+    from pathlib import Path
+
+    from vqa.question_types import REGISTRY
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text("utf-8")
+    for name in REGISTRY:
+        assert f"`{name}`" in readme, name

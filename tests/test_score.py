@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import sacrebleu
 from rouge_score.rouge_scorer import RougeScorer
-from sklearn.metrics import f1_score, recall_score
+from sklearn.metrics import accuracy_score, f1_score, recall_score
 from sklearn.preprocessing import MultiLabelBinarizer
 
 from vqa.cli import main as cli
@@ -128,7 +128,12 @@ def expected_metrics(expected: list[dict], label_set: str, bleu: str, rouge: str
             set(y_true) | (set(y_pred) - {"unparsed"} if label_set == "gt+pred" else set())
         )
         kw = {"labels": labels, "average": "macro", "zero_division": 0}
-        out[level] = (f1_score(y_true, y_pred, **kw), recall_score(y_true, y_pred, **kw), len(rows))
+        out[level] = (
+            f1_score(y_true, y_pred, **kw),
+            recall_score(y_true, y_pred, **kw),
+            accuracy_score(y_true, y_pred),
+            len(rows),
+        )
     hyps, refs = [r["pred_text"] for r in expected], [r["answer"] for r in expected]
     if bleu == "corpus":
         out["bleu"] = sacrebleu.corpus_bleu(hyps, [refs], lowercase=True).score / 100
@@ -174,9 +179,10 @@ def expected_au(expected: list[dict]) -> dict:
 def assert_block(block: dict, expected: list[dict], settings: Settings):
     want = expected_metrics(expected, settings.label_set, settings.bleu, settings.rouge)
     for level in ("coarse", "fine"):
-        uf1, uar, n = want[level]
+        uf1, uar, acc, n = want[level]
         assert block[level]["uf1"] == pytest.approx(uf1, abs=1e-9)
         assert block[level]["uar"] == pytest.approx(uar, abs=1e-9)
+        assert block[level]["accuracy"] == pytest.approx(acc, abs=1e-9)
         assert block[level]["n"] == n
     assert block["bleu"] == pytest.approx(want["bleu"], abs=1e-9)
     assert block["rouge1"] == pytest.approx(want["rouge1"], abs=1e-9)
@@ -252,7 +258,7 @@ def test_nothing_to_compute_is_null_not_zero():
     truth, preds, _ = fixture_rows()
     only_coarse = [r for r in truth if r["question"] == Q["coarse"]]
     metrics = score_rows(preds, only_coarse)["overall"]
-    assert metrics["fine"] == {"uf1": None, "uar": None, "n": 0, "unparsed": 0}
+    assert metrics["fine"] == {"uf1": None, "uar": None, "accuracy": None, "n": 0, "unparsed": 0}
     assert metrics["au"] == {
         k: None for k in ("yes_no_acc", "yes_no_f1", "left_right_acc", "set_f1", "per_au_f1")
     }
@@ -298,7 +304,7 @@ def test_cli_writes_metrics_with_exact_keys(tmp_path, capsys):
         "set_f1",
         "per_au_f1",
     ]
-    assert list(metrics["overall"]["coarse"]) == ["uf1", "uar", "n", "unparsed"]
+    assert list(metrics["overall"]["coarse"]) == ["uf1", "uar", "accuracy", "n", "unparsed"]
     assert list(metrics["by_question_type"]["coarse"]) == ["bleu", "rouge1", "n"]
     assert list(metrics["settings"]) == ["label_set", "bleu", "rouge", "include_combined"]
     assert {p.name for p in out.iterdir()} == {

@@ -121,3 +121,34 @@ def test_rows_without_subject_are_refused(tmp_path, capsys):
         f"error: {tmp_path / 'bad.jsonl'}:2: row has no dataset/subject "
         "(give clips.jsonl from me-vqa convert)"
     )
+
+
+def one_class_subjects(tmp_path: Path, classes: list[str], clips: int) -> Path:
+    """A clips file whose subject i shows only ``classes[i]``, ``clips`` times."""
+    rows = [
+        {"dataset": "casme2", "subject": f"sub{i}", "image_id": f"{i}_{n}", "coarse": coarse}
+        for i, coarse in enumerate(classes)
+        for n in range(clips)
+    ]
+    write_jsonl(tmp_path / "classes.jsonl", rows)
+    return tmp_path / "classes.jsonl"
+
+
+def test_kfold_spreads_each_class_over_the_folds(tmp_path):
+    path = one_class_subjects(tmp_path, ["positive"] * 4 + ["negative"] * 4, clips=3)
+    positive = {f"casme2/sub{i}" for i in range(4)}
+    for seed in range(5):
+        plan = run_split(tmp_path, [path], "--protocol", "kfold", "--k", "4", "--seed", str(seed))
+        for fold in plan["folds"]:
+            assert len(set(fold["test"]) & positive) == 1 and len(fold["test"]) == 2
+
+
+def test_kfold_needs_a_class_with_k_clips(tmp_path, capsys):
+    path = one_class_subjects(tmp_path, ["positive", "negative", "surprise"], clips=2)
+    out = tmp_path / "f.json"
+    args = ["split", "--clips", str(path), "--protocol", "kfold", "--k", "3", "--out", str(out)]
+    assert main(args) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: --k 3 is more than the clips of any one class (choose a smaller --k or loso)"
+    )
+    assert not out.exists()

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from vqa.consistency import analysis_text
 from vqa.jsonl import write_jsonl
 from vqa.prompts import official
 
@@ -37,6 +38,7 @@ def qa_pairs(coarse: str) -> list[tuple[str, str]]:
         (q["left_right"].format(au="lip corner puller"), "left"),
         (q["yes_no"].format(au="cheek raiser"), "yes"),
         (q["combined_many"], a["combined_many"].format(aus=aus, fine=fine, coarse=coarse)),
+        (official()["analysis"]["questions"][0], analysis_text(aus.split(", "), fine, coarse)),
     ]
 
 

@@ -24,13 +24,9 @@ from pathlib import Path
 
 import torch
 
-from vqa.prompts import build_messages, max_new_tokens
+from vqa.prompts import build_messages
+from vqa.question_types import budget
 from vqa.records import BASE_KEY
-
-
-def budget(question: str, cap: int | None = None) -> int:
-    """New-token budget of a question: its type's budget from prompts/, at most ``cap``."""
-    return min(max_new_tokens(question), cap or sys.maxsize)
 
 
 def clip_key(conversation: list[dict]) -> str:
@@ -92,12 +88,9 @@ def prefill(model, processor, conversations: list[list[dict]], rope_owner):
     """
     from transformers import DynamicCache
 
-    from vqa.model import encode
+    from vqa.model import encode, render
 
-    texts = [
-        processor.apply_chat_template(c, tokenize=False, add_generation_prompt=True)
-        for c in conversations
-    ]
+    texts = [render(processor, c, add_generation_prompt=True) for c in conversations]
     plain = processor.tokenizer(texts)["input_ids"]
     common = min([len(ids) - 1 for ids in plain] + [_common_length(plain[0], p) for p in plain])
     inputs = encode(processor, conversations[:1], add_generation_prompt=True).to(model.device)

@@ -16,13 +16,22 @@ import yaml
 
 from vqa.errors import UserError
 from vqa.lora import PRESETS
+from vqa.model import DEFAULT_MODEL
+
+# Help shared by the per-part learning rates: unset is the base rate, 0 is 0.
+PART_LR = (
+    "; left out: learning_rate; 0: the part learns nothing (its weights stay as initialised; "
+    "a preset without the part does that more cheaply)"
+)
 
 
 @dataclass
 class ModelArguments:
     model_name_or_path: str = field(
-        default="Qwen/Qwen2.5-VL-3B-Instruct",
-        metadata={"help": "hub id or local folder of the base model"},
+        default=DEFAULT_MODEL,
+        metadata={
+            "help": "hub id or local folder of the base model (Qwen2.5-VL, Qwen3-VL, Qwen3.5)"
+        },
     )
     dtype: str = field(
         default="auto",
@@ -90,15 +99,9 @@ class LoraArguments:
     lora_r: int = field(default=8, metadata={"help": "LoRA rank"})
     lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha"})
     lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout"})
-    vision_lr: float | None = field(
-        default=None, metadata={"help": "vision tower lr (default learning_rate)"}
-    )
-    merger_lr: float | None = field(
-        default=None, metadata={"help": "merger lr (default learning_rate)"}
-    )
-    llm_lr: float | None = field(
-        default=None, metadata={"help": "language model lr (default learning_rate)"}
-    )
+    vision_lr: float | None = field(default=None, metadata={"help": "vision tower lr" + PART_LR})
+    merger_lr: float | None = field(default=None, metadata={"help": "merger lr" + PART_LR})
+    llm_lr: float | None = field(default=None, metadata={"help": "language model lr" + PART_LR})
 
 
 @dataclass

@@ -26,20 +26,28 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "split": ("data_builders.split", "subject-independent folds (LOSO or k-fold) over clips.jsonl"),
     "build-inputs": ("data_builders.inputs", "build the model's visual inputs: video, oao, flow"),
-    "tiny-model": ("vqa.tiny", "build the tiny offline Qwen2.5-VL used by tests and the demo"),
-    "finetune": ("vqa.train", "LoRA fine-tune Qwen2.5-VL on inputs.jsonl"),
+    "tiny-model": ("vqa.tiny", "build a tiny offline model (any family) for tests and the demo"),
+    "finetune": ("vqa.train", "LoRA fine-tune Qwen2.5-VL, Qwen3-VL or Qwen3.5 on inputs.jsonl"),
     "crossval": ("vqa.crossval", "run fine-tuning over every fold and pool the scores"),
     "merge": ("vqa.merge", "merge a LoRA adapter into its base model"),
     "infer": ("vqa.infer", "answer ME-VQA questions in batch, zero-shot or with an adapter"),
     "score": ("vqa.score", "score answer files: UF1/UAR, BLEU, ROUGE-1, action units"),
+    "score-spotting": (
+        "vqa.spotting",
+        "score spotted intervals the MEGC way: IoU >= 0.5, P/R/F1, STRS",
+    ),
     "demo": ("vqa.demo", "run the whole study offline on synthetic data with the tiny model"),
+    "model-table": (
+        "vqa.model_table",
+        "parameter counts, trainable counts per preset and memory of the real model sizes",
+    ),
 }
 
 
 def _top_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="me-vqa",
-        description="Micro-expression visual question answering (ME-VQA) with Qwen2.5-VL. "
+        description="Micro-expression visual question answering (ME-VQA) with Qwen VL models. "
         "Run 'me-vqa COMMAND --help' for the options of one command.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="commands:\n" + "\n".join(f"  {n:<13} {h}" for n, (_, h) in COMMANDS.items()),

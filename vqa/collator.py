@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from vqa.errors import UserError
-from vqa.model import encode
+from vqa.model import encode, render
 from vqa.prompts import build_messages
 
 IGNORE_INDEX = -100
@@ -30,7 +30,7 @@ class AnswerSpan:
 
 
 class TrainCollator:
-    """Turns inputs.jsonl rows into a padded Qwen2.5-VL training batch with ``labels``."""
+    """Turns inputs.jsonl rows into a padded training batch with ``labels``."""
 
     def __init__(
         self,
@@ -61,9 +61,8 @@ class TrainCollator:
     def answer_span(self, conversation: list[dict]) -> AnswerSpan:
         """Render prompt and full sample as text and measure what follows the prompt."""
         tokenizer = self.processor.tokenizer
-        render = self.processor.apply_chat_template
-        prompt = render(conversation[:-1], tokenize=False, add_generation_prompt=True)
-        full = render(conversation, tokenize=False, add_generation_prompt=False)
+        prompt = render(self.processor, conversation[:-1], add_generation_prompt=True)
+        full = render(self.processor, conversation, add_generation_prompt=False)
         if not full.startswith(prompt):
             raise ValueError(
                 "the chat template renders the prompt differently with and without the answer"

@@ -1,9 +1,11 @@
-"""Make the answers about one clip agree with each other (``me-vqa infer --consistency``).
+"""The ME-VQA consistency rules (``me-vqa infer --consistency``), per question type.
 
 Per clip: the labels its answers name are parsed (a question's own answer first, then the
-combined sentence); what no answer names clearly is snapped to the closest vocabulary entry
-by spelling. The coarse class follows from the fine class, and the combined answer is
-rebuilt in the organisers' sentence from the clip's own AU, fine and coarse answers.
+combined sentence, then the open-ended analysis); what no answer names clearly is snapped to
+the closest vocabulary entry by spelling. The coarse class follows from the fine class; the
+combined answer is rebuilt in the organisers' sentence from the clip's own AU, fine and
+coarse answers, and an analysis that disagrees with them is rewritten from them. The
+registry (:mod:`vqa.question_types`) says which rule each question type follows.
 """
 
 from __future__ import annotations
@@ -13,21 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from vqa import parse
-from vqa.prompts import official, question_type
-from vqa.records import parse_video_id
+from vqa.prompts import official
 from vqa.taxonomy import AU_NAMES, COARSE_CLASSES, FINE_CLASSES, FINE_TO_COARSE
 
 AU_VOCABULARY = tuple(AU_NAMES.values())
-
-
-def clip_key(row: dict) -> str:
-    """Which clip a QA row asks about (training schema: dataset + image_id; test: video)."""
-    if "image_id" in row:
-        return f"{row.get('dataset', '')}/{row['image_id']}"
-    test_id = parse_video_id(row["video_id"]) if "video_id" in row else None
-    if test_id:
-        return f"{test_id.dataset}/{test_id.video}"
-    return str(row.get("id", ""))
 
 
 def nearest(text: str, vocabulary: tuple[str, ...]) -> str:
@@ -56,21 +47,34 @@ class ClipAnswers:
     aus: list[str] = field(default_factory=list)
 
 
-def _gather(rows: list[dict], answers: list[str]) -> ClipAnswers:
-    """A clip's labels: parsed ones first (own question, then the combined answer), then snapped.
+def _parsed(raw: dict[str, str]) -> tuple[list[str], str | None, str | None]:
+    """(AUs, fine, coarse) each from the first source naming it: the question's own answer,
+    then the combined sentence, then the open-ended analysis."""
+    sources = [
+        (
+            parse.parse_aus(raw["au"]) if "au" in raw else [],
+            parse.parse_fine(raw["fine"]) if "fine" in raw else None,
+            parse.parse_coarse(raw["coarse"]) if "coarse" in raw else None,
+        )
+    ]
+    if "combined" in raw:
+        sources.append(parse.parse_combined(raw["combined"]))
+    if "analysis" in raw:
+        text = raw["analysis"]
+        sources.append((parse.parse_aus(text), parse.parse_fine(text), parse.parse_coarse(text)))
+    aus = next((s[0] for s in sources if s[0]), [])
+    fine = next((s[1] for s in sources if s[1]), None)
+    coarse = next((s[2] for s in sources if s[2]), None)
+    return aus, fine, coarse
+
+
+def gather_clip(raw: dict[str, str]) -> ClipAnswers:
+    """A clip's labels from its raw answers by question type: parsed ones first, then snapped.
 
     The fine class wins over the coarse one; a guessed fine class stays within a parsed coarse
     class. Labels no question of the clip asks for stay None.
     """
-    raw = {
-        question_type(row["question"]): answer for row, answer in zip(rows, answers, strict=True)
-    }
-    c_aus, c_fine, c_coarse = (
-        parse.parse_combined(raw["combined"]) if "combined" in raw else ([], None, None)
-    )
-    fine = (parse.parse_fine(raw["fine"]) if "fine" in raw else None) or c_fine
-    coarse = (parse.parse_coarse(raw["coarse"]) if "coarse" in raw else None) or c_coarse
-    aus = (parse.parse_aus(raw["au"]) if "au" in raw else []) or c_aus
+    aus, fine, coarse = _parsed(raw)
     guess = raw.get("fine", raw.get("combined"))
     if fine is None and guess is not None:
         fine = nearest(guess, tuple(f for f in FINE_CLASSES if coarse in (None, FINE_TO_COARSE[f])))
@@ -84,42 +88,55 @@ def _gather(rows: list[dict], answers: list[str]) -> ClipAnswers:
     return ClipAnswers(fine, coarse, aus)
 
 
-def combined_sentence(question: str, clip: ClipAnswers) -> str:
+def _joined(aus: list[str]) -> str:
+    return official()["answers"]["au_separator"].join(aus)
+
+
+def fine_answer(question: str, raw: str, clip: ClipAnswers) -> str:
+    return clip.fine
+
+
+def coarse_answer(question: str, raw: str, clip: ClipAnswers) -> str:
+    return clip.coarse
+
+
+def au_answer(question: str, raw: str, clip: ClipAnswers) -> str:
+    return _joined(clip.aus)
+
+
+def yes_no_answer(question: str, raw: str, clip: ClipAnswers) -> str:
+    return snap(raw, parse.parse_yes_no, ("yes", "no"))
+
+
+def side_answer(question: str, raw: str, clip: ClipAnswers) -> str:
+    return snap(raw, parse.parse_left_right, ("left", "right"))
+
+
+def combined_answer(question: str, raw: str, clip: ClipAnswers) -> str:
     """The organisers' combined answer built from the clip's labels."""
     texts = official()
     one = question.strip().lower() == texts["questions"]["combined_one"].lower()
     many = question.strip().lower() == texts["questions"]["combined_many"].lower()
     template = "combined_one" if one or (not many and len(clip.aus) == 1) else "combined_many"
-    joined = texts["answers"]["au_separator"].join(clip.aus)
-    return texts["answers"][template].format(aus=joined, fine=clip.fine, coarse=clip.coarse)
+    return texts["answers"][template].format(
+        aus=_joined(clip.aus), fine=clip.fine, coarse=clip.coarse
+    )
 
 
-def _rewrite(row: dict, raw: str, clip: ClipAnswers) -> str:
-    """One answer made consistent with its clip; questions of unknown type are kept as given."""
-    qtype = question_type(row["question"])
-    if qtype == "fine":
-        return clip.fine
-    if qtype == "coarse":
-        return clip.coarse
-    if qtype == "au":
-        return official()["answers"]["au_separator"].join(clip.aus)
-    if qtype == "combined":
-        return combined_sentence(row["question"], clip)
-    if qtype == "yes_no":
-        return snap(raw, parse.parse_yes_no, ("yes", "no"))
-    if qtype == "left_right":
-        return snap(raw, parse.parse_left_right, ("left", "right"))
-    return raw
+def analysis_text(aus: list[str], fine: str, coarse: str, template: int = 0) -> str:
+    """An analysis in one of the templates of prompts/questions.yaml (``analysis.answers``)."""
+    templates = official()["analysis"]["answers"]
+    names = f"{', '.join(aus[:-1])} and {aus[-1]}" if len(aus) > 1 else "".join(aus)
+    return templates[template % len(templates)].format(aus=names, fine=fine, coarse=coarse)
 
 
-def make_consistent(rows: list[dict], answers: list[str]) -> list[str]:
-    """Consistent answers for ``rows`` (any order, several clips), aligned with ``answers``."""
-    by_clip: dict[str, list[int]] = {}
-    for i, row in enumerate(rows):
-        by_clip.setdefault(clip_key(row), []).append(i)
-    result = list(answers)
-    for indices in by_clip.values():
-        clip = _gather([rows[i] for i in indices], [answers[i] for i in indices])
-        for i in indices:
-            result[i] = _rewrite(rows[i], answers[i], clip)
-    return result
+def analysis_answer(question: str, raw: str, clip: ClipAnswers) -> str:
+    """The analysis as given when it names the clip's classes and AUs, else one built from them."""
+    if clip.fine is None or not clip.aus:
+        return raw
+    agrees = (
+        parse.parse_fine(raw) == clip.fine
+        and parse.parse_coarse(raw) == clip.coarse
+        and set(clip.aus) <= set(parse.parse_aus(raw))
+    )
+    return raw if agrees else analysis_text(clip.aus, clip.fine, clip.coarse)

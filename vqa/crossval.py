@@ -11,12 +11,14 @@ micro-expression papers report LOSO results, and written to ``<output_dir>/cross
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 
 from vqa.args import Arguments, parse_args, with_overrides
 from vqa.errors import UserError
 from vqa.folds import read_folds, subject_of
 from vqa.jsonl import read_jsonl, write_text_atomic
+from vqa.model import run_record
 
 DESCRIPTION = (
     "Run me-vqa finetune over every fold (leave-one-subject-out or a me-vqa split file) and "
@@ -54,19 +56,43 @@ def fold_args(args: Arguments, index: int, subjects: list[str]) -> Arguments:
     )
 
 
+def fold_spread(per_fold: list[dict]) -> dict:
+    """Mean and standard deviation over folds of each level's accuracy, UF1 and UAR (the DFME
+    protocol reports the mean of the folds); folds with nothing to compute are left out."""
+    spread = {}
+    for level in ("coarse", "fine"):
+        spread[level] = {}
+        for name in ("accuracy", "uf1", "uar"):
+            values = [m[level][name] for m in per_fold if m[level][name] is not None]
+            spread[level][name] = {
+                "mean": statistics.fmean(values) if values else None,
+                "std": statistics.stdev(values) if len(values) > 1 else None,
+                "folds": len(values),
+            }
+    return spread
+
+
 def pooled(args: Arguments, plan: list[list[str]], truth: list[dict]) -> dict:
-    """Scores of the pooled held-out answers of all folds, plus each fold's own."""
+    """Scores of the pooled held-out answers of all folds, each fold's own, and their spread."""
     from vqa.records import qa_part
     from vqa.score import score_rows
 
-    folds, answers = [], []
+    folds, answers, per_fold = [], [], []
     for index, subjects in enumerate(plan):
         out = Path(args.training.output_dir) / f"fold_{index:02d}"
-        run = json.loads((out / "run.json").read_text("utf-8"))
+        run = run_record(out)
         folds.append({"fold": index, "subjects": subjects, "metrics": run["final_metrics"]})
-        answers += read_jsonl(out / "eval_answers.jsonl")
+        fold_answers = read_jsonl(out / "eval_answers.jsonl")
+        fold_truth = [qa_part(r) for r in truth if subject_of(r) in subjects]
+        per_fold.append(score_rows(fold_answers, fold_truth)["overall"])
+        answers += fold_answers
     metrics = score_rows(answers, [qa_part(r) for r in truth])
-    return {"folds": folds, "pooled": metrics["overall"], "answers": len(answers)}
+    return {
+        "folds": folds,
+        "pooled": metrics["overall"],
+        "per_fold": fold_spread(per_fold),
+        "answers": len(answers),
+    }
 
 
 def main(argv: list[str]) -> int:
@@ -96,8 +122,18 @@ def main(argv: list[str]) -> int:
     for level in ("coarse", "fine"):
         m = result["pooled"].get(level) or {}
         if m.get("uf1") is not None:
-            print(f"pooled {level}: UF1 {m['uf1']:.4f}  UAR {m['uar']:.4f}")
+            print(
+                f"pooled {level}: UF1 {m['uf1']:.4f}  UAR {m['uar']:.4f}  acc {m['accuracy']:.4f}"
+            )
+        spread = result["per_fold"][level]
+        if spread["uf1"]["mean"] is not None:
+            print(f"per-fold {level}: " + "  ".join(_mean_std(n, spread[n]) for n in spread))
     return 0
+
+
+def _mean_std(name: str, value: dict) -> str:
+    std = "" if value["std"] is None else f" +- {value['std']:.4f}"
+    return f"{name} {value['mean']:.4f}{std}"
 
 
 def _add_protocol(parser) -> None:

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from vqa import report
+from vqa import databases, report
 from vqa.cli import command_parser
 from vqa.errors import UserError
 from vqa.jsonl import write_text_atomic
@@ -94,6 +94,7 @@ def _data_steps(out: Path, size: Size) -> list[Step]:
             str(synth / db / frames),
             "--out",
             str(convert / db),
+            "--analysis",  # ME-VQA-v2's open-ended question (SMIC clips have no fine class)
         )
         steps.append(Step(argv, convert / db / "qa.jsonl"))
     clips = [str(convert / db / "clips.jsonl") for db in DATABASES]
@@ -246,7 +247,7 @@ def _metrics(out: Path, mode: str, setting: str) -> dict:
 def results_table(out: Path) -> str:
     """The MEGC2025 paper's Table 2 layout: per database and overall, rows input x setting."""
     runs = {(m, s): _metrics(out, m, s) for m in INPUTS for s in SETTINGS}
-    blocks = []
+    blocks, columns = [], ["Input", "", *report.headers(report.TABLES["main"])]
     for db in (*DATABASES, "overall"):
         rows = []
         for (mode, setting), metrics in runs.items():
@@ -255,10 +256,8 @@ def results_table(out: Path) -> str:
                 rows.append([INPUTS[mode], SETTINGS[setting], *report.main_cells(block)])
         if not rows:  # no held-out subject of this database in the fold
             continue
-        title = "Overall" if db == "overall" else report.DATASET_NAMES[db]
-        blocks.append(
-            f"{title}\n\n" + report.markdown_table(["Input", "", *report.MAIN_HEADERS], rows)
-        )
+        title = "Overall" if db == "overall" else databases.title(db)
+        blocks.append(f"{title}\n\n" + report.markdown_table(columns, rows))
     return "\n\n".join(blocks)
 
 

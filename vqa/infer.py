@@ -18,8 +18,9 @@ from vqa import folds
 from vqa.cli import command_parser
 from vqa.errors import UserError
 from vqa.jsonl import dumps, read_jsonl, write_jsonl
-from vqa.model import DEFAULT_MODEL, adapter_base
+from vqa.model import DEFAULT_MODEL, DTYPES, adapter_base, run_record
 from vqa.prompts import PROMPT_STYLES, load_yaml
+from vqa.question_types import make_consistent, submission_name
 from vqa.records import check_row, parse_video_id, qa_part
 
 SUBMISSION_FIELDS = ("video_id", "video", "question", "answer")
@@ -61,7 +62,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument(
         "--dtype",
-        choices=("auto", "float32", "bfloat16", "float16"),
+        choices=("auto", *DTYPES),
         default="auto",
         help="auto: bfloat16 on a GPU that supports it, else float32",
     )
@@ -76,7 +77,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--max-new-tokens",
         type=int,
-        help="cap on the answer length budgets per question type (prompts/inference.yaml)",
+        help="cap on the answer length budgets of the question types (vqa/question_types.py)",
     )
     parser.add_argument(
         "--restart",
@@ -93,10 +94,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def trained_prompt_style(adapter: Path | None) -> str:
     """The prompt style an adapter was fine-tuned with (plain without an adapter or record)."""
-    run_file = adapter / "run.json" if adapter else None
-    if run_file and run_file.is_file():
-        return json.loads(run_file.read_text("utf-8")).get("prompt_style", "plain")
-    return "plain"
+    return run_record(adapter).get("prompt_style", "plain")
 
 
 def _same_model(a: str, b: str) -> bool:
@@ -243,11 +241,9 @@ def appender(path: Path, identity: dict, fresh: bool):
 
 def load(model_name: str, args: argparse.Namespace):
     """Model (with the adapter applied) and processor (the adapter's own when it has one)."""
-    import torch
+    from vqa.model import load_model, load_processor, resolve_dtype
 
-    from vqa.model import load_model, load_processor
-
-    dtype = None if args.dtype == "auto" else getattr(torch, args.dtype)
+    dtype = resolve_dtype(args.dtype)
     model = load_model(model_name, dtype=dtype, attn_implementation=args.attn_implementation)
     has_processor = args.adapter and (args.adapter / "processor_config.json").is_file()
     processor = load_processor(
@@ -271,8 +267,6 @@ def answer_file_rows(rows: list[dict], answers: list[str], consistency: bool) ->
     qa = [qa_part(r) for r in rows]
     final = answers
     if consistency:
-        from vqa.consistency import make_consistent
-
         final = make_consistent(qa, answers)
     out = []
     for row, answer, raw in zip(qa, final, answers, strict=True):
@@ -281,13 +275,6 @@ def answer_file_rows(rows: list[dict], answers: list[str], consistency: bool) ->
             row["raw_answer"] = raw
         out.append(row)
     return out
-
-
-def submission_name(video_id: str, challenge: str) -> str:
-    """Leaderboard file of a test row: ``me_vqa_<dataset>_test_pred.jsonl`` (2025) or
-    ``me_vqa_<dataset>_v2_test_pred.jsonl`` (2026's ME-VQA-v2)."""
-    dataset = parse_video_id(video_id).dataset
-    return f"me_vqa_{dataset}{'_v2' if challenge == '2026' else ''}_test_pred.jsonl"
 
 
 def check_test_rows(rows: list[dict], inputs: Path) -> None:
@@ -307,7 +294,7 @@ def write_submissions(answers: list[dict], folder: Path, challenge: str) -> None
     """One file per test file: its rows in order, fields video_id, video, question, answer."""
     files: dict[str, list[dict]] = {}
     for row in answers:
-        name = submission_name(row["video_id"], challenge)
+        name = submission_name(row, challenge)
         files.setdefault(name, []).append({key: row[key] for key in SUBMISSION_FIELDS})
     folder.mkdir(exist_ok=True)
     for name, entries in files.items():

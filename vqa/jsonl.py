@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -46,25 +47,51 @@ def dumps(row: dict) -> str:
     return json.dumps(row, ensure_ascii=False)
 
 
-@contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; it replaces ``path`` only if the block succeeds."""
-    path = Path(path)
+def _scratch_beside(path: Path, *, folder: bool) -> Path:
+    """A new hidden temporary file (or folder) in ``path``'s folder, named after ``path``."""
     if not path.parent.is_dir():
         raise UserError("output folder does not exist", file=path.parent, fix="create it first")
+    where = {"dir": path.parent, "prefix": f".{path.name}.", "suffix": ".tmp"}
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        if folder:
+            return Path(tempfile.mkdtemp(**where))
+        fd, name = tempfile.mkstemp(**where)
     except OSError as e:
         raise UserError(
             f"cannot write here ({e.strerror})", file=path.parent, fix="choose a writable folder"
         ) from None
     os.close(fd)
-    tmp = Path(tmp)
+    return Path(name)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; it replaces ``path`` only if the block succeeds."""
+    tmp = _scratch_beside(Path(path), folder=False)
     try:
         yield tmp
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``path``, renamed to ``path`` if the block succeeds.
+
+    An existing ``path`` is deleted first with ``overwrite``; otherwise only an empty one is
+    replaced, and a full one makes the rename fail (``OSError``) and the new folder vanish.
+    """
+    path = Path(path)
+    scratch = _scratch_beside(path, folder=True)
+    try:
+        yield scratch
+        scratch.chmod(0o755)  # mkdtemp makes it private; the result is an ordinary folder
+        if overwrite and path.exists():
+            shutil.rmtree(path)
+        os.replace(scratch, path)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:

@@ -1,10 +1,12 @@
-"""LoRA presets for Qwen2.5-VL, resolved to anchored regular expressions over full module paths.
+"""LoRA presets by portable part names, resolved per model family to anchored module paths.
 
 Bare names collide (``gate_proj``/``up_proj``/``down_proj`` exist both in the vision blocks
 and in the language model), so every target is a regex that peft full-matches against the
-module's whole dotted path. Modules trained in full go through ``modules_to_save`` so that
-they are saved with the adapter. Parameters are grouped into parts (vision, merger, llm) for
-per-part trainable counts and per-part learning rates.
+module's whole dotted path; the family registry (:mod:`vqa.families`) holds those regexes.
+A preset part that matches no module of the loaded model is an error: peft itself says
+nothing when an alternation matches fewer modules than meant. Modules trained in full go
+through ``modules_to_save`` so that they are saved with the adapter. Parameters are grouped
+(vision, merger, llm) for per-group trainable counts and learning rates.
 """
 
 from __future__ import annotations
@@ -14,57 +16,45 @@ from dataclasses import dataclass
 
 import torch
 
+from vqa import families
 from vqa.errors import UserError
 
-# Module families of Qwen2_5_VLForConditionalGeneration, as full-path regexes.
-TARGETS: dict[str, str] = {
-    "vision_attn": r"model\.visual\.blocks\.\d+\.attn\.(qkv|proj)",
-    "vision_mlp": r"model\.visual\.blocks\.\d+\.mlp\.(gate_proj|up_proj|down_proj)",
-    "merger": r"model\.visual\.merger\.mlp\.(0|2)",
-    "llm_qk": r"model\.language_model\.layers\.\d+\.self_attn\.(q_proj|k_proj)",
-    "llm_attn": r"model\.language_model\.layers\.\d+\.self_attn\.(q_proj|k_proj|v_proj|o_proj)",
-    "llm_all": r"model\.language_model\.layers\.\d+\."
-    r"(self_attn\.(q_proj|k_proj|v_proj|o_proj)|mlp\.(gate_proj|up_proj|down_proj))",
-}
-
-# Modules that can be trained in full (names peft matches as a path suffix).
-FULL_MODULES: dict[str, str] = {
-    "merger": "model.visual.merger",
-    "llm_norm": "model.language_model.norm",
-    "lm_head": "lm_head",
-}
-
-PARTS = ("vision", "merger", "llm")
-_PART_PATTERNS = (
-    ("merger", re.compile(r"(^|\.)visual\.merger\.")),
-    ("vision", re.compile(r"(^|\.)visual\.")),
-    ("llm", re.compile(r"(^|\.)(language_model|lm_head)\.")),
-)
+PARTS = families.GROUPS
 
 
 @dataclass(frozen=True)
 class Preset:
-    """LoRA target families plus modules trained in full."""
+    """Portable parts with LoRA adapters, parts trained in full, and the parts of either
+    kind that are applied only where the family has them."""
 
     lora: tuple[str, ...]
     full: tuple[str, ...] = ()
+    optional: frozenset[str] = frozenset()
     description: str = ""
 
 
 PRESETS: dict[str, Preset] = {
     "baseline": Preset(
-        ("vision_attn", "merger", "llm_qk"),
-        description="MEGC2025 baseline: vision attention, merger and LLM q/k projections",
+        ("vision_attn", "merger", "deepstack", "llm_qk"),
+        optional=frozenset({"deepstack"}),
+        description="MEGC2025 baseline: vision attention, merger (and DeepStack mergers) and "
+        "LLM q/k projections",
     ),
     "strong": Preset(
-        ("vision_attn", "vision_mlp", "llm_all"),
-        full=("merger",),
-        description="vision attention+MLP and all LLM linear layers in LoRA, merger in full",
+        ("vision_attn", "vision_mlp", "llm_attn", "llm_mlp", "linear_attn"),
+        full=("merger", "deepstack"),
+        optional=frozenset({"linear_attn", "deepstack"}),
+        description="vision attention+MLP and all LLM linear layers in LoRA, mergers in full",
     ),
-    "llm_all": Preset(("llm_all",), description="all LLM linear layers only; vision frozen"),
+    "llm_all": Preset(
+        ("llm_attn", "llm_mlp", "linear_attn"),
+        optional=frozenset({"linear_attn"}),
+        description="all LLM linear layers only; vision frozen",
+    ),
     "tiny": Preset(
-        ("vision_attn", "vision_mlp", "llm_all"),
-        full=("merger", "llm_norm", "lm_head"),
+        ("vision_attn", "vision_mlp", "llm_attn", "llm_mlp", "linear_attn"),
+        full=("merger", "deepstack", "llm_norm", "lm_head"),
+        optional=frozenset({"linear_attn", "deepstack"}),
         description="the randomly initialised tiny model: strong plus the LLM's final norm and "
         "output layer, which a random model must learn before its answers take shape",
     ),
@@ -78,34 +68,76 @@ def preset(name: str) -> Preset:
     return PRESETS[name]
 
 
-def target_regex(p: Preset) -> str:
-    """One anchored alternation of the preset's LoRA families (peft full-matches it)."""
-    return "^(" + "|".join(f"(?:{TARGETS[t]})" for t in p.lora) + ")$"
+@dataclass(frozen=True)
+class Targets:
+    """A preset resolved on one model: peft's target regex, the modules trained in full, and
+    the modules each part matched."""
+
+    target_regex: str
+    modules_to_save: list[str]
+    matched: dict[str, list[str]]
 
 
-def modules_to_save(p: Preset) -> list[str]:
-    return [FULL_MODULES[m] for m in p.full]
+def _part_patterns(name: str, p: Preset, family: families.Family) -> dict[tuple[str, str], str]:
+    """(kind, part) -> regex for the parts of ``p`` this family has; a required part it lacks
+    is a :class:`UserError`."""
+    patterns = {}
+    for kind, parts, table in (("lora", p.lora, family.lora), ("full", p.full, family.full)):
+        for part in parts:
+            if part in table:
+                patterns[kind, part] = table[part]
+            elif part not in p.optional:
+                raise UserError(
+                    f"LoRA preset {name!r} needs the part {part!r}, which {family.name} "
+                    f"({family.model_type}) does not have",
+                    fix="choose another --preset",
+                )
+    return patterns
 
 
-def lora_config(name: str, r: int, alpha: int, dropout: float):
-    """A peft ``LoraConfig`` for a preset."""
+def check_family(name: str, family: families.Family) -> None:
+    """Stop early when preset ``name`` needs a part ``family`` does not have."""
+    _part_patterns(name, preset(name), family)
+
+
+def resolve(name: str, model: torch.nn.Module) -> Targets:
+    """The preset ``name`` on ``model``; a part that matches no module is a :class:`UserError`."""
+    family = families.of_model(model)
+    modules = [n for n, _ in model.named_modules()]
+    patterns = _part_patterns(name, preset(name), family)
+    matched = {}
+    for (kind, part), pattern in patterns.items():
+        matched[f"{kind}:{part}"] = [n for n in modules if re.fullmatch(pattern, n)]
+        if not matched[f"{kind}:{part}"]:
+            raise UserError(
+                f"LoRA preset {name!r}: part {part!r} matches no module of this "
+                f"{family.name} model ({family.model_type})",
+                fix="check the model's module names against vqa/families.py",
+            )
+    lora_rx = [rx for (kind, _), rx in patterns.items() if kind == "lora"]
+    full = [n for (kind, part) in patterns if kind == "full" for n in matched[f"full:{part}"]]
+    return Targets("^(" + "|".join(f"(?:{rx})" for rx in lora_rx) + ")$", full, matched)
+
+
+def lora_config(name: str, r: int, alpha: int, dropout: float, model: torch.nn.Module):
+    """A peft ``LoraConfig`` for preset ``name`` resolved on ``model``."""
     from peft import LoraConfig
 
-    p = preset(name)
+    targets = resolve(name, model)
     return LoraConfig(
         r=r,
         lora_alpha=alpha,
         lora_dropout=dropout,
-        target_modules=target_regex(p),
-        modules_to_save=modules_to_save(p) or None,
+        target_modules=targets.target_regex,
+        modules_to_save=targets.modules_to_save or None,
         task_type="CAUSAL_LM",
     )
 
 
-def part_of(name: str) -> str:
+def part_of(name: str, family: families.Family) -> str:
     """vision, merger, llm or other, from a parameter's full name."""
-    for part, pattern in _PART_PATTERNS:
-        if pattern.search(name):
+    for part, pattern in family.group_patterns:
+        if re.search(pattern, name):
             return part
     return "other"
 
@@ -116,12 +148,13 @@ def _numel(p: torch.Tensor) -> int:
 
 def trainable_counts(model: torch.nn.Module) -> dict[str, int]:
     """Trainable parameters per part, plus ``total`` and ``all`` (every parameter)."""
+    family = families.of_model(model)
     counts = dict.fromkeys((*PARTS, "other"), 0)
     total = 0
     for name, p in model.named_parameters():
         total += _numel(p)
         if p.requires_grad:
-            counts[part_of(name)] += _numel(p)
+            counts[part_of(name, family)] += _numel(p)
     counts["trainable"] = sum(counts[k] for k in (*PARTS, "other"))
     counts["all"] = total
     return counts
@@ -138,10 +171,11 @@ def param_groups(
     model: torch.nn.Module, lrs: dict[str, float], weight_decay: float, decay_names: set[str]
 ) -> list[dict]:
     """Optimizer groups per (part, decayed or not); ``lrs`` maps every part and ``other``."""
+    family = families.of_model(model)
     groups: dict[tuple[str, bool], list[torch.nn.Parameter]] = {}
     for name, p in model.named_parameters():
         if p.requires_grad:
-            part = part_of(name)
+            part = part_of(name, family)
             groups.setdefault((part, name in decay_names), []).append(p)
     return [
         {"params": params, "lr": lrs[part], "weight_decay": weight_decay if decay else 0.0}

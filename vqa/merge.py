@@ -1,6 +1,6 @@
 """``me-vqa merge``: fold a LoRA adapter into its base model and save a plain full model.
 
-The result loads with ``Qwen2_5_VLForConditionalGeneration.from_pretrained`` alone (no peft)
+The result loads with ``AutoModelForImageTextToText.from_pretrained`` alone (no peft)
 and carries the adapter's processor. It is written into a temporary sibling folder and renamed
 into place, so an interrupted merge never leaves a folder that looks complete.
 """
@@ -8,24 +8,19 @@ into place, so an interrupted merge never leaves a folder that looks complete.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 
 from vqa.cli import command_parser
 from vqa.errors import UserError
-from vqa.jsonl import write_text_atomic
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+from vqa.jsonl import atomic_folder, write_text_atomic
+from vqa.model import DTYPES, adapter_base, resolve_dtype, run_record
 
 
 def trained_dtype(adapter: Path) -> str:
     """The dtype the adapter was trained in (run.json), float32 when unknown."""
-    run = adapter / "run.json"
-    dtype = json.loads(run.read_text("utf-8")).get("dtype") if run.is_file() else None
+    dtype = run_record(adapter).get("dtype")
     return dtype if dtype in DTYPES else "float32"
 
 
@@ -33,7 +28,7 @@ def merge(adapter: Path, out: Path, base: str | None = None, dtype: str = "auto"
     """Merge ``adapter`` into ``base`` (default: its own base) in float32, save as ``dtype``."""
     from peft import PeftModel
 
-    from vqa.model import adapter_base, load_model, load_processor
+    from vqa.model import load_model, load_processor
 
     named = adapter_base(adapter)  # validates the folder even when base is given
     base = base or named
@@ -44,13 +39,12 @@ def merge(adapter: Path, out: Path, base: str | None = None, dtype: str = "auto"
         raise UserError("output folder is not empty", file=out, fix="choose a new folder")
     if not out.parent.is_dir():
         raise UserError("parent folder does not exist", file=out.parent, fix="create it first")
-    save_dtype = DTYPES[trained_dtype(adapter) if dtype == "auto" else dtype]
+    save_dtype = resolve_dtype(trained_dtype(adapter) if dtype == "auto" else dtype)
     model = load_model(base, dtype=torch.float32, attn_implementation="sdpa")
     merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
     has_processor = (adapter / "processor_config.json").is_file()
     processor = load_processor(adapter if has_processor else base)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_folder(out) as scratch:
         merged.to(save_dtype).save_pretrained(scratch, safe_serialization=True)
         processor.save_pretrained(scratch)
         record = {
@@ -59,11 +53,6 @@ def merge(adapter: Path, out: Path, base: str | None = None, dtype: str = "auto"
             "dtype": str(save_dtype)[6:],
         }
         write_text_atomic(scratch / "merge.json", json.dumps(record, indent=2) + "\n")
-        if out.exists():
-            out.rmdir()
-        os.rename(scratch, out)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
     return out
 
 

@@ -1,24 +1,29 @@
-"""Loading Qwen2.5-VL and its processor, encoding chat batches and batched greedy generation.
+"""Loading a Qwen vision-language model and its processor, encoding chat batches and batched
+greedy generation, for every family of :mod:`vqa.families`.
 
 Inference and fine-tuning both go through this module, so the two see identical inputs:
-the chat template renders the text, qwen-vl-utils loads and resizes the pictures with the
-processor's own pixel limits, and the processor expands the vision placeholders.
+the chat template renders the text (with the families' template variables, e.g. Qwen3.5's
+thinking switched off), qwen-vl-utils loads and resizes the pictures with the processor's own
+pixel limits, and the processor expands the vision placeholders.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from vqa import families
 from vqa.errors import UserError
 
 if TYPE_CHECKING:  # torch loads only when a model is used, so `--help` stays instant
     import torch
 
 DEFAULT_MODEL = "Qwen/Qwen2.5-VL-3B-Instruct"
+DTYPES = ("bfloat16", "float16", "float32")  # names accepted by --dtype (plus "auto")
 _OFFLINE_FIX = (
     "pass a local folder saved with save_pretrained, download the model while online, "
     "or build the tiny offline model with `me-vqa tiny-model --out DIR`"
@@ -34,24 +39,32 @@ def pick_dtype() -> torch.dtype:
     return torch.float32
 
 
-def pick_attention() -> str:
-    """FlashAttention-2 when the package imports and CUDA is there, PyTorch SDPA otherwise."""
+def resolve_dtype(name: str | None) -> torch.dtype:
+    """The torch dtype of a ``--dtype`` name; ``auto`` (or None) is :func:`pick_dtype`."""
     import torch
 
-    if not torch.cuda.is_available():
-        return "sdpa"
-    try:
-        import flash_attn  # noqa: F401
-    except Exception:  # ImportError, or a wheel built against another torch/CUDA
-        return "sdpa"
-    return "flash_attention_2"
+    if name in (None, "auto"):
+        return pick_dtype()
+    if name not in DTYPES:
+        raise UserError(f"unknown dtype {name!r}", fix=f"use auto, {', '.join(DTYPES)}")
+    return getattr(torch, name)
+
+
+def pick_attention() -> str:
+    """FlashAttention-2 when transformers finds it usable on CUDA, PyTorch SDPA otherwise."""
+    import torch
+    from transformers.utils import is_flash_attn_2_available
+
+    return (
+        "flash_attention_2" if torch.cuda.is_available() and is_flash_attn_2_available() else "sdpa"
+    )
 
 
 def _load_error(name_or_dir: str | Path, err: Exception) -> UserError:
     reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     if Path(name_or_dir).exists():
         return UserError(
-            f"cannot load a Qwen2.5-VL model or processor from {name_or_dir}: {reason}",
+            f"cannot load a model or processor from {name_or_dir}: {reason}",
             fix="point to a folder written by save_pretrained (config.json, *.safetensors, "
             "processor files)",
         )
@@ -62,6 +75,17 @@ def _load_error(name_or_dir: str | Path, err: Exception) -> UserError:
     )
 
 
+def model_family(name_or_dir: str | Path) -> families.Family:
+    """The registry entry of a model, from its config alone (no weights are read)."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(str(name_or_dir), trust_remote_code=False)
+    except (OSError, ValueError) as err:
+        raise _load_error(name_or_dir, err) from err
+    return families.family(config.model_type)
+
+
 def load_model(
     name_or_dir: str | Path,
     *,
@@ -69,15 +93,18 @@ def load_model(
     attn_implementation: str | None = None,
     device_map: str | dict | None = None,
 ):
-    """A ``Qwen2_5_VLForConditionalGeneration`` from a hub id or a local folder (safetensors only).
+    """A model of a registered family from a hub id or a local folder (safetensors only).
 
-    Without ``device_map`` the model goes to CUDA when available; with one, accelerate places it.
+    ``AutoModelForImageTextToText`` picks the family's class from ``config.model_type``; a type
+    the registry does not know is refused. Without ``device_map`` the model goes to CUDA when
+    available; with one, accelerate places it.
     """
     import torch
-    from transformers import Qwen2_5_VLForConditionalGeneration
+    from transformers import AutoModelForImageTextToText
 
+    model_family(name_or_dir)
     try:
-        model = Qwen2_5_VLForConditionalGeneration.from_pretrained(
+        model = AutoModelForImageTextToText.from_pretrained(
             str(name_or_dir),
             dtype=dtype or pick_dtype(),
             attn_implementation=attn_implementation or pick_attention(),
@@ -116,6 +143,17 @@ def adapter_base(adapter: Path) -> str | None:
         raise UserError(f"adapter_config.json is not valid JSON ({e.msg})", file=config) from None
 
 
+def run_record(adapter: Path | None) -> dict:
+    """The ``run.json`` that ``me-vqa finetune`` wrote into an adapter folder ({} when none)."""
+    path = adapter / "run.json" if adapter else None
+    if path is None or not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except json.JSONDecodeError as e:
+        raise UserError(f"run.json is not valid JSON ({e.msg})", file=path) from None
+
+
 def _set_pixel_limits(vision_processor, min_pixels: int | None, max_pixels: int | None) -> None:
     """Set the limits both as attributes and in ``size`` (either alone is silently ignored)."""
     size = dict(vision_processor.size)
@@ -133,7 +171,7 @@ def load_processor(
     max_pixels: int | None = None,
     padding_side: str = "right",
 ):
-    """The model's ``Qwen2_5_VLProcessor``, with pixel limits applied to images and videos."""
+    """The model's processor, with pixel limits applied to images and videos."""
     from transformers import AutoProcessor
 
     if min_pixels is not None and max_pixels is not None and min_pixels > max_pixels:
@@ -172,18 +210,35 @@ def _with_pixel_limits(conversation: list[dict], processor) -> list[dict]:
     return conversation
 
 
+@functools.cache
+def _template_variables(template: str) -> frozenset[str]:
+    import jinja2
+    from jinja2 import meta
+
+    return frozenset(meta.find_undeclared_variables(jinja2.Environment().parse(template)))
+
+
+def render(processor, conversation: list[dict], *, add_generation_prompt: bool) -> str:
+    """The chat text of one conversation, with the families' template variables that this
+    processor's template reads (e.g. Qwen3.5's ``enable_thinking=False``)."""
+    reads = _template_variables(processor.chat_template)
+    variables = {k: v for k, v in families.template_kwargs().items() if k in reads}
+    return processor.apply_chat_template(
+        conversation, tokenize=False, add_generation_prompt=add_generation_prompt, **variables
+    )
+
+
 def encode(processor, conversations: list[list[dict]], *, add_generation_prompt: bool):
     """Model inputs (``BatchFeature``) for a batch of chat conversations.
 
-    Images are file paths, videos lists of frame paths; padding follows the tokenizer's
-    ``padding_side`` (right for training, left for generation).
+    Images are file paths, videos lists of frame paths (a video item's ``sample_fps``, the
+    true rate of its frames, times them); padding follows the tokenizer's ``padding_side``
+    (right for training, left for generation).
     """
     from qwen_vl_utils import process_vision_info
 
     texts = [
-        processor.apply_chat_template(
-            conversation, tokenize=False, add_generation_prompt=add_generation_prompt
-        )
+        render(processor, conversation, add_generation_prompt=add_generation_prompt)
         for conversation in conversations
     ]
     with_limits = [_with_pixel_limits(c, processor) for c in conversations]
@@ -198,8 +253,17 @@ def encode(processor, conversations: list[list[dict]], *, add_generation_prompt:
         video_kwargs.update(video_metadata=metadata, do_sample_frames=False)
     else:
         video_kwargs = {}
+    # qwen-vl-utils resized every picture and frame to the processor's limits already (per
+    # frame, on a multiple of the merged patch); resizing again would apply Qwen3-VL's
+    # whole-video pixel budget on top
     return processor(
-        text=texts, images=images, videos=videos, padding=True, return_tensors="pt", **video_kwargs
+        text=texts,
+        images=images,
+        videos=videos,
+        padding=True,
+        return_tensors="pt",
+        do_resize=False,
+        **video_kwargs,
     )
 
 

@@ -10,7 +10,9 @@ Rules, in order:
 - A label word right after a negation ("not", "no", "isn't", "neither", "nor", "without"),
   within two words and before any punctuation or "but"/"rather", does not count.
 - When the text has slots ("... fine-grained expression class is X", "coarse class: Y"),
-  each question reads its own slot only.
+  each question reads its own slot first; an answer with no slot for the asked level, or
+  whose slot names nothing ("the negative coarse expression category"), is read whole, so
+  a fine question answered "The coarse expression class is anger." reads anger.
 - Coarse: a coarse word (positive, negative, surprise and their inflections) wins; if the
   text names none, the coarse class of its fine label is used.
 """
@@ -164,8 +166,7 @@ def parse_fine(text: str) -> str | None:
     combined = _official_combined(text)
     if combined:
         return _fine_in(combined["fine"])
-    slots = _slots(text)
-    return _fine_in(slots.get("fine", slots["head"]))
+    return _fine_in(_slots(text).get("fine", "")) or _fine_in(text)
 
 
 @functools.lru_cache(maxsize=_CACHE)
@@ -174,7 +175,7 @@ def parse_coarse(text: str) -> str | None:
     combined = _official_combined(text)
     if combined:
         return _coarse_in(combined["coarse"])
-    return _coarse_in(_slots(text).get("coarse", text))
+    return _coarse_in(_slots(text).get("coarse", "")) or _coarse_in(text)
 
 
 @functools.cache

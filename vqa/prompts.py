@@ -1,4 +1,4 @@
-"""Prompts: official phrasings, question types and the chat messages the model sees.
+"""Prompts: official phrasings and the chat messages the model sees.
 
 All text lives in ``prompts/*.yaml`` (shipped as ``vqa.prompt_files``); this module only
 loads it and assembles Qwen2.5-VL chat messages. Training and inference both call
@@ -8,7 +8,6 @@ loads it and assembles Qwen2.5-VL chat messages. Training and inference both cal
 from __future__ import annotations
 
 import functools
-import re
 from importlib import resources
 from pathlib import Path
 
@@ -32,40 +31,21 @@ def official() -> dict:
     return load_yaml("questions")
 
 
-@functools.cache
-def _type_patterns() -> tuple[tuple[str, re.Pattern], ...]:
-    types = official()["question_types"]
-    return tuple((name, re.compile(rx, re.IGNORECASE)) for name, rx in types.items())
-
-
-def question_type(question: str) -> str:
-    """coarse, fine, au, left_right, yes_no, combined, or other."""
-    for name, pattern in _type_patterns():
-        if pattern.search(question):
-            return name
-    return "other"
-
-
-def _per_type(table: dict, qtype: str):
-    return table.get(qtype, table["default"])
-
-
 def prompt_text(row: dict, style: str) -> str:
     """The text part of the user turn for one QA row."""
     if style not in PROMPT_STYLES:
         raise UserError(
             f"unknown prompt style {style!r}", fix=f"use one of {', '.join(PROMPT_STYLES)}"
         )
+    from vqa.question_types import question_type  # the registry reads this module's texts
+
     config = load_yaml("inference")
     question = row["question"]
-    text = _per_type(config["styles"][style], question_type(question)).format(question=question)
+    hints = config["styles"][style]
+    text = hints.get(question_type(question), hints["default"]).format(question=question)
     if style == "guided" and row.get("flow_legend"):
         text = config["flow_legend"].format(legend=row["flow_legend"]) + " " + text
     return text
-
-
-def max_new_tokens(question: str) -> int:
-    return _per_type(load_yaml("inference")["max_new_tokens"], question_type(question))
 
 
 def visual_content(row: dict, base_dir: Path, *, file=None, lineno=None) -> list[dict]:

@@ -10,13 +10,12 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from vqa import databases
 from vqa.errors import UserError
 from vqa.jsonl import atomic_path, write_text_atomic
+from vqa.metrics import TABLES, Table
 from vqa.taxonomy import COARSE_CLASSES, FINE_CLASSES
 
-DATASET_NAMES = {"casme2": "CASME II", "casme3": "CAS(ME)^3", "samm": "SAMM", "smic": "SMIC"}
-MAIN_HEADERS = ["Coarse UF1", "Coarse UAR", "Fine UF1", "Fine UAR", "BLEU", "ROUGE-1"]
-AU_HEADERS = ["Yes/no acc", "Yes/no F1", "Left/right acc", "AU set F1"]
 CLASS_ORDER = {label: i for i, label in enumerate((*COARSE_CLASSES, *FINE_CLASSES))}
 
 
@@ -32,38 +31,49 @@ def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
 
 
+def _value(block: dict, path: str):
+    for key in path.split("."):
+        block = block.get(key) if isinstance(block, dict) else None
+    return block
+
+
+def cells(table: Table, block: dict) -> list[str]:
+    """One subset's row of a registered table (without the answer count)."""
+    return [fmt(_value(block, path)) for _, path in table.columns]
+
+
+def headers(table: Table) -> list[str]:
+    return [header for header, _ in table.columns]
+
+
 def main_cells(block: dict) -> list[str]:
     """One row of the MEGC2025 paper's Table 2 layout."""
-    values = [
-        block["coarse"]["uf1"],
-        block["coarse"]["uar"],
-        block["fine"]["uf1"],
-        block["fine"]["uar"],
-    ]
-    return [fmt(v) for v in (*values, block["bleu"], block["rouge1"])]
-
-
-def au_cells(block: dict) -> list[str]:
-    au = block["au"]
-    return [fmt(au[k]) for k in ("yes_no_acc", "yes_no_f1", "left_right_acc", "set_f1")]
+    return cells(TABLES["main"], block)
 
 
 def _subsets(metrics: dict) -> list[tuple[str, dict]]:
-    named = [(DATASET_NAMES.get(k, k), v) for k, v in metrics["by_dataset"].items()]
+    named = [(databases.title(k), v) for k, v in metrics["by_dataset"].items()]
     return [*named, ("Overall", metrics["overall"])]
 
 
-def main_table(metrics: dict) -> str:
+def subset_table(metrics: dict, table: Table) -> str:
+    """The table over every database and overall."""
+    count = ["Answers"] if table.count else []
     rows = [
-        [name, *main_cells(block), fmt(block["n_answers"])] for name, block in _subsets(metrics)
+        [name, *cells(table, block), *([fmt(_value(block, table.count))] if count else [])]
+        for name, block in _subsets(metrics)
     ]
-    return markdown_table(["Dataset", *MAIN_HEADERS, "Answers"], rows)
+    return markdown_table(["Dataset", *headers(table), *count], rows)
 
 
-def au_table(metrics: dict) -> str:
-    return markdown_table(
-        ["Dataset", *AU_HEADERS], [[name, *au_cells(b)] for name, b in _subsets(metrics)]
-    )
+def shown_tables(metrics: dict) -> list[tuple[str, str]]:
+    """(title, markdown) of every registered table whose block the scores have."""
+    overall = metrics["overall"]
+    return [
+        (table.title, subset_table(metrics, table))
+        for table in TABLES.values()
+        if table.columns[0][1].split(".")[0] in overall
+    ]
 
 
 def per_au_table(metrics: dict) -> str:
@@ -88,13 +98,23 @@ def _unparsed_counts(metrics: dict) -> str:
     return "unparsed: " + ", ".join(parts)
 
 
+def write_spotting_report(out: Path, metrics: dict) -> None:
+    """report.md of ``me-vqa score-spotting``: the registered tables its spotting block feeds."""
+    sections = [
+        "# Spotting scores",
+        "Intervals match at IoU >= 0.5, one to one, micro and macro apart (MEGC2021); "
+        "'-' means nothing to compute from.",
+        *(part for title, markdown in shown_tables(metrics) for part in (f"## {title}", markdown)),
+    ]
+    write_text_atomic(out / "report.md", "\n\n".join(sections) + "\n")
+
+
 def summary(metrics: dict) -> str:
     """What the command prints: the main and AU tables and the counts of odd rows."""
     settings = ", ".join(f"{k}={v}" for k, v in metrics["settings"].items())
     counts = f"missing predictions: {len(metrics['missing'])}, extra: {len(metrics['extra'])}"
-    return "\n\n".join(
-        [main_table(metrics), au_table(metrics), f"{_unparsed_counts(metrics)}; {counts}", settings]
-    )
+    tables = [markdown for _, markdown in shown_tables(metrics)]
+    return "\n\n".join([*tables, f"{_unparsed_counts(metrics)}; {counts}", settings])
 
 
 def confusion_figure(pairs: list[tuple[str, str]], title: str):
@@ -176,10 +196,7 @@ def write_report(
     sections = [
         "# ME-VQA scores",
         f"Settings: {settings}. Scores are on a 0-1 scale; '-' means nothing to compute from.",
-        "## Emotion classes and text similarity (MEGC2025 Table 2 layout)",
-        main_table(metrics),
-        "## Action units",
-        au_table(metrics),
+        *(part for title, markdown in shown_tables(metrics) for part in (f"## {title}", markdown)),
         "### Per-AU F1 (overall)",
         per_au_table(metrics),
         "## By question type",
@@ -212,8 +229,10 @@ def compare_table(folders: list[Path]) -> str:
         metrics = load_metrics(folder)
         settings.add(json.dumps(metrics["settings"], sort_keys=True))
         for name, block in _subsets(metrics):
-            rows.append([str(folder), name, *main_cells(block), *au_cells(block)])
-    table = markdown_table(["Run", "Dataset", *MAIN_HEADERS, *AU_HEADERS], rows)
+            rows.append([str(folder), name, *main_cells(block), *cells(TABLES["au"], block)])
+    table = markdown_table(
+        ["Run", "Dataset", *headers(TABLES["main"]), *headers(TABLES["au"])], rows
+    )
     if len(settings) > 1:
         table += "\n\nnote: the runs were scored with different settings; compare with care"
     return table

@@ -10,29 +10,19 @@ action-unit metrics, each overall, per database and per question type. ``--label
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
 
-from vqa import folds
+from vqa import databases, folds
 from vqa.cli import command_parser
 from vqa.errors import UserError
 from vqa.jsonl import read_jsonl, write_text_atomic
-from vqa.parse import (
-    parse_aus,
-    parse_coarse,
-    parse_combined,
-    parse_fine,
-    parse_left_right,
-    parse_yes_no,
-)
-from vqa.prompts import question_type
-from vqa.taxonomy import AU_NUMBERS
+from vqa.metrics import blocks_for, mean
+from vqa.question_types import REGISTRY, question_type
 
-DATASET_PREFIXES = ("samm", "casme3", "casme2", "smic")
 UNPARSED = "unparsed"
 LEVELS = ("coarse", "fine")
 
@@ -57,10 +47,9 @@ class Item:
     truth: str
     answer: str
     missing: bool
-    # task -> (true label, predicted label or None); task in coarse, fine, yes_no, left_right
-    labels: dict[str, tuple[str, str | None]] = field(default_factory=dict)
-    aus: tuple[frozenset[str], frozenset[str]] | None = None
-    bleu_stats: list[int] = field(default_factory=list)  # sacrebleu's n-gram statistics
+    # task -> (true label, predicted label or None), the tasks its question type reads
+    # (AU tasks hold frozensets of AU names; see vqa.question_types)
+    labels: dict[str, tuple] = field(default_factory=dict)
     bleu: float = 0.0  # sentence BLEU, filled only with --bleu sentence
     rouge: float = 0.0
 
@@ -118,28 +107,12 @@ def dataset_of(row: dict, key: str) -> str:
     """Database of a row: its ``dataset`` field, else the prefix of its id."""
     if row.get("dataset"):
         return str(row["dataset"]).lower()
-    return next((p for p in DATASET_PREFIXES if key.lower().startswith(p + "_")), "unknown")
-
-
-TASK_NAMES = {
-    "coarse": "coarse class",
-    "fine": "fine class",
-    "yes_no": "yes/no",
-    "left_right": "side",
-}
-
-
-SINGLE_LABEL_PARSERS = {
-    "coarse": parse_coarse,
-    "fine": parse_fine,
-    "yes_no": parse_yes_no,
-    "left_right": parse_left_right,
-}
+    return databases.of_id(key) or "unknown"
 
 
 def _required(label, what: str, text: str, file: Path, lineno: int):
     """A label parsed from a ground-truth answer; none is a :class:`UserError`."""
-    if not label:
+    if label is None or label in ("", frozenset()):  # 0 events and no interval are labels
         raise UserError(
             f"ground-truth answer {text!r} names no {what}",
             file=file,
@@ -150,31 +123,13 @@ def _required(label, what: str, text: str, file: Path, lineno: int):
 
 
 def attach_labels(item: Item, include_combined: bool, file: Path, lineno: int) -> None:
-    """Parse the truth and the answer of an item into the labels its question type scores."""
-    if item.qtype in SINGLE_LABEL_PARSERS:
-        parse = SINGLE_LABEL_PARSERS[item.qtype]
-        item.labels[item.qtype] = (
-            _required(parse(item.truth), TASK_NAMES[item.qtype], item.truth, file, lineno),
-            parse(item.answer),
-        )
-    elif item.qtype == "au":
-        truth = _required(parse_aus(item.truth), "action unit", item.truth, file, lineno)
-        item.aus = (frozenset(truth), frozenset(parse_aus(item.answer)))
-    elif item.qtype == "combined" and include_combined:
-        true_aus, true_fine, true_coarse = parse_combined(item.truth)
-        pred_aus, pred_fine, pred_coarse = parse_combined(item.answer)
-        item.labels["fine"] = (
-            _required(true_fine, "fine class", item.truth, file, lineno),
-            pred_fine,
-        )
-        item.labels["coarse"] = (
-            _required(true_coarse, "coarse class", item.truth, file, lineno),
-            pred_coarse,
-        )
-        item.aus = (
-            frozenset(_required(true_aus, "action unit", item.truth, file, lineno)),
-            frozenset(pred_aus),
-        )
+    """Parse the truth and the answer of an item into the labels its question type reads."""
+    qtype = REGISTRY.get(item.qtype)
+    for reading in qtype.readings if qtype else ():
+        if reading.optional and not include_combined:
+            continue
+        truth = _required(reading.parse(item.truth), reading.what, item.truth, file, lineno)
+        item.labels[reading.task] = (truth, reading.parse(item.answer))
 
 
 def match(preds: dict[str, Source], truth: dict[str, Source], settings: Settings):
@@ -219,46 +174,16 @@ def match(preds: dict[str, Source], truth: dict[str, Source], settings: Settings
 # ---------------------------------------------------------------- metrics
 
 
-def _mean(values: list[float]) -> float | None:
-    return sum(values) / len(values) if values else None
-
-
-def class_scores(pairs: list[tuple[str, str | None]], label_set: str) -> dict[str, float | None]:
-    """UF1 and UAR of (true, predicted) labels; None as prediction is a miss for no class.
-
-    Classes are those in the ground truth (``gt``) or also those predicted (``gt+pred``);
-    a class nobody truly has gets recall 0, as scikit-learn's ``zero_division=0`` does.
-    """
-    tp, fp, support = Counter(), Counter(), Counter()
-    for true, pred in pairs:
-        support[true] += 1
-        if pred == true:
-            tp[true] += 1
-        elif pred is not None:
-            fp[pred] += 1
-    classes = set(support) | (set(fp) if label_set == "gt+pred" else set())
-    f1 = [2 * tp[c] / (tp[c] + support[c] + fp[c]) for c in classes]
-    recall = [tp[c] / support[c] if support[c] else 0.0 for c in classes]
-    return {"uf1": _mean(f1), "uar": _mean(recall)}
-
-
-def emotion_metrics(items: list[Item], level: str, label_set: str) -> dict:
-    scored = [it for it in items if level in it.labels]
-    pairs = [it.labels[level] for it in scored]
-    unparsed = sum(1 for it in scored if not it.missing and it.labels[level][1] is None)
-    return {**class_scores(pairs, label_set), "n": len(pairs), "unparsed": unparsed}
-
-
 def text_metrics(items: list[Item], settings: Settings) -> tuple[float | None, float | None]:
     """(BLEU, ROUGE-1) of the answers against the ground truth, both on a 0-1 scale."""
     if not items:
         return None, None
     if settings.bleu == "corpus":
-        # corpus BLEU sums the segments' n-gram statistics, exactly as corpus_score does
-        bleu = _bleu(settings)._aggregate_and_compute([it.bleu_stats for it in items]).score / 100
+        answers, truths = [it.answer for it in items], [it.truth for it in items]
+        bleu = _bleu(settings).corpus_score(answers, [truths]).score / 100
     else:
-        bleu = _mean([it.bleu for it in items])
-    return bleu, _mean([it.rouge for it in items])
+        bleu = mean([it.bleu for it in items])
+    return bleu, mean([it.rouge for it in items])
 
 
 def _bleu(settings: Settings):
@@ -268,52 +193,12 @@ def _bleu(settings: Settings):
     return BLEU(lowercase=True, effective_order=settings.bleu == "sentence")
 
 
-def set_f1(true: frozenset[str], pred: frozenset[str]) -> float:
-    """F1 of one answer's AU set against the true set."""
-    total = len(true) + len(pred)
-    return 2 * len(true & pred) / total if total else 1.0
-
-
-def per_au_f1(
-    pairs: list[tuple[frozenset[str], frozenset[str]]], label_set: str
-) -> dict[str, float]:
-    """F1 of each action unit over answers (the DFME way), by FACS number."""
-    tp, fp, fn = Counter(), Counter(), Counter()
-    for true, pred in pairs:
-        tp.update(true & pred)
-        fp.update(pred - true)
-        fn.update(true - pred)
-    names = set(tp) | set(fn) | (set(fp) if label_set == "gt+pred" else set())
-    return {n: 2 * tp[n] / (2 * tp[n] + fp[n] + fn[n]) for n in sorted(names, key=AU_NUMBERS.get)}
-
-
-def _accuracy(pairs: list[tuple[str, str | None]]) -> float | None:
-    return _mean([float(true == pred) for true, pred in pairs])
-
-
-def au_metrics(items: list[Item], label_set: str) -> dict:
-    yes_no = [it.labels["yes_no"] for it in items if "yes_no" in it.labels]
-    left_right = [it.labels["left_right"] for it in items if "left_right" in it.labels]
-    sets = [it.aus for it in items if it.aus is not None]
-    return {
-        "yes_no_acc": _accuracy(yes_no),
-        "yes_no_f1": class_scores(yes_no, label_set)["uf1"],
-        "left_right_acc": _accuracy(left_right),
-        "set_f1": _mean([set_f1(true, pred) for true, pred in sets]),
-        "per_au_f1": per_au_f1(sets, label_set) if sets else None,
-    }
-
-
 def subset_metrics(items: list[Item], settings: Settings) -> dict:
     """The metrics.json block for one subset of answers (overall or one database)."""
     bleu, rouge = text_metrics(items, settings)
-    return {
-        **{level: emotion_metrics(items, level, settings.label_set) for level in LEVELS},
-        "bleu": bleu,
-        "rouge1": rouge,
-        "n_answers": len(items),
-        "au": au_metrics(items, settings.label_set),
-    }
+    blocks = blocks_for(items, settings.label_set)
+    first = {name: blocks.pop(name) for name in LEVELS}  # the MEGC2025 layout's order
+    return {**first, "bleu": bleu, "rouge1": rouge, "n_answers": len(items), **blocks}
 
 
 def _groups(items: list[Item], key: Callable[[Item], str]) -> dict[str, list[Item]]:
@@ -324,31 +209,25 @@ def _groups(items: list[Item], key: Callable[[Item], str]) -> dict[str, list[Ite
 
 
 def attach_sentence_scores(items: list[Item], settings: Settings) -> None:
-    """Per-answer BLEU statistics and ROUGE-1, computed once per distinct (truth, answer) pair
-    and then summed or averaged per subset."""
+    """Per-answer ROUGE-1 (and sentence BLEU with ``--bleu sentence``), computed once per
+    distinct (truth, answer) pair and then averaged per subset."""
     from rouge_score.rouge_scorer import RougeScorer
 
     pairs = list(dict.fromkeys((it.truth, it.answer) for it in items))
     bleu = _bleu(settings)
-    stats = bleu._extract_corpus_statistics([a for _, a in pairs], [[t for t, _ in pairs]])
     scorer = RougeScorer(["rouge1"])
     scores = {}
-    for (truth, answer), segment in zip(
-        tqdm(pairs, desc="text metrics", leave=False), stats, strict=True
-    ):
+    for truth, answer in tqdm(pairs, desc="text metrics", leave=False):
         sentence = (
-            bleu._compute_score_from_stats(segment).score / 100
-            if settings.bleu == "sentence"
-            else 0.0
+            bleu.sentence_score(answer, [truth]).score / 100 if settings.bleu == "sentence" else 0.0
         )
         rouge = scorer.score(truth, answer)["rouge1"]
         scores[truth, answer] = (
-            segment,
             sentence,
             rouge.recall if settings.rouge == "recall" else rouge.fmeasure,
         )
     for it in items:
-        it.bleu_stats, it.bleu, it.rouge = scores[it.truth, it.answer]
+        it.bleu, it.rouge = scores[it.truth, it.answer]
 
 
 def score_items(
@@ -382,10 +261,10 @@ def score_files(
     subjects' questions are ignored)."""
     predictions, truth = load_rows(pred), load_rows(gt)
     if holdout:
-        folds.check_subjects([row for row, _, _ in truth.values()], holdout, gt[0])
-        others = {k for k, (row, _, _) in truth.items() if not folds.is_held_out(row, holdout)}
-        truth = {k: v for k, v in truth.items() if k not in others}
-        predictions = {k: v for k, v in predictions.items() if k not in others}
+        others = folds.split_rows([row for row, _, _ in truth.values()], holdout, gt[0])[0]
+        other_ids = {row.get("id", row.get("video_id")) for row in others}
+        truth = {k: v for k, v in truth.items() if k not in other_ids}
+        predictions = {k: v for k, v in predictions.items() if k not in other_ids}
     items, missing, extra = match(predictions, truth, settings)
     return score_items(items, settings, missing, extra), items
 
@@ -482,9 +361,7 @@ def unparsed_answers(items: list[Item]) -> list[dict]:
     for it in items:
         if it.missing:
             continue
-        tasks = [task for task, (_, pred) in it.labels.items() if pred is None]
-        if it.aus is not None and not it.aus[1]:
-            tasks.append("aus")
+        tasks = [task for task, (_, pred) in it.labels.items() if not pred]
         rows += [
             {"id": it.id, "question_type": it.qtype, "label": t, "answer": it.answer} for t in tasks
         ]

@@ -25,6 +25,7 @@ OTHERS = "others"
 EMOTION_SPELLINGS = {
     "happy": "happiness",
     "happiness": "happiness",
+    "happyiness": "happiness",  # CAS(ME)^2 sheet
     "surprise": "surprise",
     "surprised": "surprise",
     "anger": "anger",

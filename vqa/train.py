@@ -26,7 +26,8 @@ from vqa.args import Arguments, parse_args
 from vqa.errors import UserError
 from vqa.folds import holdout_subjects, split_rows, subject_of
 from vqa.jsonl import atomic_path, read_jsonl, write_jsonl, write_text_atomic
-from vqa.prompts import PROMPT_STYLES, official, question_type
+from vqa.prompts import PROMPT_STYLES
+from vqa.question_types import names, question_type
 from vqa.records import BASE_KEY, check_row, qa_part, visual_files
 
 DESCRIPTION = (
@@ -88,7 +89,7 @@ def of_question_types(rows: list[dict], types: str | None) -> list[dict]:
     """The rows whose question is of one of ``types`` (a comma list; None keeps all)."""
     if not types:
         return rows
-    known = (*official()["question_types"], "other")
+    known = names()
     wanted = {t.strip() for t in types.split(",") if t.strip()}
     unknown = sorted(wanted - set(known))
     if unknown:
@@ -193,14 +194,9 @@ def make_trainer_class():
 
 def resolve_precision(args: Arguments) -> tuple[torch.dtype, str]:
     """The model dtype and attention kernel; ``auto`` picks bf16 + flash-attn where possible."""
-    from vqa.model import pick_attention, pick_dtype
+    from vqa.model import pick_attention, resolve_dtype
 
-    names = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
-    if args.model.dtype != "auto" and args.model.dtype not in names:
-        raise UserError(
-            f"unknown dtype {args.model.dtype!r}", fix="use auto, bfloat16, float16 or float32"
-        )
-    dtype = pick_dtype() if args.model.dtype == "auto" else names[args.model.dtype]
+    dtype = resolve_dtype(args.model.dtype)
     if args.model.dtype == "auto" and dtype == torch.bfloat16 and not args.training.fp16:
         args.training.bf16 = True
     attn = (
@@ -218,15 +214,15 @@ def build_model(args: Arguments):
 
     from vqa.model import load_model
 
-    config = lora.lora_config(
-        args.lora.preset, args.lora.lora_r, args.lora.lora_alpha, args.lora.lora_dropout
-    )
     dtype, attn = resolve_precision(args)
     device_map = None
     if torch.cuda.is_available() and not is_deepspeed_zero3_enabled():
         device_map = {"": args.training.device}  # each rank loads onto its own GPU
     model = load_model(
         args.model.model_name_or_path, dtype=dtype, attn_implementation=attn, device_map=device_map
+    )
+    config = lora.lora_config(
+        args.lora.preset, args.lora.lora_r, args.lora.lora_alpha, args.lora.lora_dropout, model
     )
     if args.training.activation_checkpointing:
         model.enable_input_require_grads()  # LoRA on the vision tower needs grads at its input
@@ -237,9 +233,9 @@ def part_lrs(args: Arguments) -> dict[str, float]:
     base = args.training.learning_rate
     a = args.lora
     return {
-        "vision": a.vision_lr or base,
-        "merger": a.merger_lr or base,
-        "llm": a.llm_lr or base,
+        "vision": base if a.vision_lr is None else a.vision_lr,
+        "merger": base if a.merger_lr is None else a.merger_lr,
+        "llm": base if a.llm_lr is None else a.llm_lr,
         "other": base,
     }
 
@@ -359,14 +355,14 @@ def run_info(
 
     ``held_rows`` are all held-out rows, ``eval_rows`` those answered (``--eval_max_rows``).
     """
-    p = lora.preset(args.lora.preset)
+    peft_config = trainer.model.peft_config["default"]
     return {
         "versions": versions(),
         "git_commit": git_commit(),
         "base_model": args.model.model_name_or_path,
         "preset": args.lora.preset,
-        "target_modules": lora.target_regex(p),
-        "modules_to_save": lora.modules_to_save(p),
+        "target_modules": peft_config.target_modules,
+        "modules_to_save": sorted(peft_config.modules_to_save or []),
         "prompt_style": args.data.prompt_style,
         "dtype": str(trainer.model.dtype).removeprefix("torch."),
         "attn_implementation": trainer.model.config._attn_implementation,
@@ -387,10 +383,10 @@ def run(args: Arguments) -> dict:
     from transformers import set_seed
 
     from vqa.collator import TrainCollator
-    from vqa.model import load_processor
+    from vqa.model import load_processor, model_family
 
     prepare(args.training)
-    lora.preset(args.lora.preset)
+    lora.check_family(args.lora.preset, model_family(args.model.model_name_or_path))
     train_rows, held_rows = load_data(args)
     eval_rows = held_rows[: args.data.eval_max_rows]  # None keeps all
     if not eval_rows and args.training.eval_strategy != "no":

@@ -1,0 +1,53 @@
+"""Atomic outputs: a folder appears complete or not at all."""
+
+import pytest
+
+from vqa.errors import UserError
+from vqa.jsonl import atomic_folder
+
+
+def test_folder_appears_whole_as_an_ordinary_folder(tmp_path):
+    target = tmp_path / "model"
+    with atomic_folder(target) as scratch:
+        (scratch / "weights").write_text("w")
+        assert not target.exists()
+    assert (target / "weights").read_text() == "w"
+    assert target.stat().st_mode & 0o777 == 0o755
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+def test_failed_block_keeps_the_old_folder_and_leaves_nothing(tmp_path):
+    target = tmp_path / "clip"
+    target.mkdir()
+    (target / "old").write_text("old")
+    with pytest.raises(RuntimeError), atomic_folder(target, overwrite=True) as scratch:
+        (scratch / "half").write_text("half")
+        raise RuntimeError("power cut")
+    assert [p.name for p in tmp_path.iterdir()] == ["clip"]
+    assert [p.name for p in target.iterdir()] == ["old"]
+
+
+def test_overwrite_replaces_a_full_folder(tmp_path):
+    target = tmp_path / "clip"
+    target.mkdir()
+    (target / "old").write_text("old")
+    with atomic_folder(target, overwrite=True) as scratch:
+        (scratch / "new").write_text("new")
+    assert [p.name for p in target.iterdir()] == ["new"]
+
+
+def test_without_overwrite_only_an_empty_folder_is_replaced(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with atomic_folder(tmp_path / "empty") as scratch:
+        (scratch / "new").write_text("new")
+    assert [p.name for p in (tmp_path / "empty").iterdir()] == ["new"]
+    with pytest.raises(OSError), atomic_folder(tmp_path / "empty") as scratch:
+        (scratch / "other").write_text("other")
+    assert [p.name for p in (tmp_path / "empty").iterdir()] == ["new"]
+    assert [p.name for p in tmp_path.iterdir()] == ["empty"]
+
+
+def test_missing_parent_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="output folder does not exist"):
+        with atomic_folder(tmp_path / "no" / "model"):
+            pass
