@@ -1,5 +1,6 @@
-"""vqa.answering on the tiny model: one clip's pictures processed and encoded once, answers
-byte-identical to today's per-question path (vqa.model.generate), resumable part-way."""
+"""vqa.answering on every family's tiny model: one clip's pictures processed and encoded once
+(where the family's KV cache can be joined), answers byte-identical to today's per-question
+path (vqa.model.generate) with and without an adapter, resumable part-way."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ import pytest
 import torch
 from conftest import write_image
 
-from vqa import answering
+from vqa import answering, families
 from vqa.model import generate, load_model, load_processor
 from vqa.prompts import build_messages, official
 from vqa.question_types import budget
+from vqa.tiny import tiny_model_path
 
 Q = official()["questions"]
 QUESTIONS = [
@@ -21,7 +23,8 @@ QUESTIONS = [
     Q["combined_many"],
     "How old is the person?",
 ]
-CAP = 24  # answers of up to 24 tokens keep the test short
+CAP = 12  # answers of up to 12 tokens keep the test short
+JOINING = [name for name, entry in families.FAMILIES.items() if entry.joins_cache]
 
 
 @pytest.fixture(scope="module")
@@ -44,26 +47,31 @@ def clips(tmp_path_factory):
     return conversations, [budget(r["question"], CAP) for r in rows]
 
 
-@pytest.fixture(scope="module")
-def models(tiny_model_dir, tmp_path_factory):
-    """The tiny model without and with a random LoRA adapter (language and vision parts)."""
+def with_adapter(model):
+    """The model with a random LoRA adapter on its language and vision attention."""
     from peft import LoraConfig, get_peft_model
 
     torch.manual_seed(0)
     config = LoraConfig(
         r=4, lora_alpha=8, init_lora_weights=False, target_modules=r".*(q_proj|v_proj|qkv)"
     )
-    tuned = get_peft_model(load_model(tiny_model_dir, dtype=torch.float32), config)
-    return {"base": load_model(tiny_model_dir, dtype=torch.float32), "adapter": tuned}
+    return get_peft_model(model, config)
 
 
-@pytest.fixture(scope="module")
-def processor(tiny_model_dir):
-    return load_processor(tiny_model_dir, padding_side="left")
+@pytest.fixture(scope="module", params=list(families.FAMILIES))
+def family(request):
+    """A family's tiny model, its adapted twin and its left-padding processor."""
+    path = tiny_model_path(family=request.param)
+    models = {
+        "base": load_model(path, dtype=torch.float32),
+        "adapter": with_adapter(load_model(path, dtype=torch.float32)),
+    }
+    return request.param, models, load_processor(path, padding_side="left")
 
 
 @pytest.mark.parametrize("which", ["base", "adapter"])
-def test_answers_equal_the_per_question_path(models, processor, clips, which):
+def test_answers_equal_the_per_question_path(family, clips, which):
+    name, models, processor = family
     model = models[which]
     conversations, budgets = clips
     expected = generate(model, processor, conversations, max_new_tokens=budgets, batch_size=1)
@@ -72,11 +80,48 @@ def test_answers_equal_the_per_question_path(models, processor, clips, which):
         got = answering.answer(
             model, processor, conversations, budgets, batch_size=batch_size, progress=False
         )
-        assert [got[i] for i in range(len(conversations))] == expected, batch_size
+        assert [got[i] for i in range(len(conversations))] == expected, (name, batch_size)
 
 
-def test_pictures_are_processed_and_encoded_once_per_clip(models, processor, clips):
-    model = models["base"]
+def test_every_row_continues_at_the_rotary_positions_it_has_alone(tmp_path):
+    """Qwen2.5-VL places the text after a video by the video's width, while the video's time
+    positions run further (32 frames at 2 fps: 16 time steps), and generation continues from
+    the last position, not the highest. A short question ends inside the video's time span,
+    a long one runs past it; the questions differ from their first token, so the clip's
+    prefix ends right after the video. Every row must see the positions it has alone."""
+    path = tiny_model_path()
+    model, processor = load_model(path, dtype=torch.float32), load_processor(path)
+    model.generation_config.eos_token_id = None  # every answer runs to its full budget
+    frames = [str(write_image(tmp_path / f"{n}.png", (40, 36), seed=n)) for n in range(32)]
+    texts = ("Emotion?", "Which action units? " * 6, "Happy?", "Describe the face. " * 6)
+    video = {"type": "video", "video": frames}
+    conversations = [
+        [{"role": "user", "content": [video, {"type": "text", "text": t}]}] for t in texts
+    ]
+    seen, tops = [], []  # per path: each row's last-token positions of every forward pass
+
+    def record(_module, args, _output):
+        seen[-1].extend(args[1][0, :, -1].tolist())  # text: every axis alike
+        tops.append(args[1].max().item())
+
+    model.model.language_model.rotary_emb.register_forward_hook(record)
+    seen.append([])
+    generate(model, processor, conversations, max_new_tokens=CAP, batch_size=1)
+    today = seen[-1]
+    short_prompt_end, short_prompt_top = today[0], tops[0]
+    assert short_prompt_top > short_prompt_end, "the video's time should outrun the short question"
+    for batch_size in (1, 4):
+        seen.append([])
+        answering.answer(
+            model, processor, conversations, [CAP] * 4, batch_size=batch_size, progress=False
+        )
+        assert sorted(seen[-1][1:]) == sorted(today), batch_size  # [0]: the clip's prefix
+
+
+@pytest.mark.parametrize("name", JOINING)
+def test_pictures_are_processed_and_encoded_once_per_clip(name, clips):
+    path = tiny_model_path(family=name)
+    model, processor = load_model(path, dtype=torch.float32), load_processor(path)
     conversations, budgets = clips
     counts = {"processed": 0, "encoded": 0}
 
@@ -87,22 +132,17 @@ def test_pictures_are_processed_and_encoded_once_per_clip(models, processor, cli
 
         return wrapper
 
-    parts = (processor.image_processor, processor.video_processor)
-    for part in parts:
+    for part in (processor.image_processor, processor.video_processor):
         part.preprocess = counting(part.preprocess)
-    hook = model.model.visual.register_forward_hook(
+    families.vision_tower(model).register_forward_hook(
         lambda *_: counts.__setitem__("encoded", counts["encoded"] + 1)
     )
-    try:
-        answering.answer(model, processor, conversations, budgets, batch_size=4, progress=False)
-    finally:
-        hook.remove()
-        for part in parts:
-            del part.preprocess
+    answering.answer(model, processor, conversations, budgets, batch_size=4, progress=False)
     assert counts == {"processed": 5, "encoded": 5}
 
 
-def test_a_run_stopped_part_way_resumes_to_the_same_answers(models, processor, clips):
+def test_a_run_stopped_part_way_resumes_to_the_same_answers(family, clips):
+    _, models, processor = family
     model = models["base"]
     conversations, budgets = clips
     full = answering.answer(model, processor, conversations, budgets, batch_size=4, progress=False)

@@ -11,7 +11,11 @@ A row is laid out as ``[pad | prefix | pad | question]``: both paddings are mask
 positions count real tokens only, so every row computes what it would compute alone, as in
 :func:`vqa.model.generate` (today's per-question path, which the tests compare with). Models
 with multimodal rotary positions (Qwen-VL) keep the offset of the text positions after the
-pictures in a ``rope_deltas`` attribute set at prefill; each batch sets it to its rows' offsets.
+pictures in a ``rope_deltas`` attribute; each batch sets it to its rows' prefixes' offsets.
+
+A family whose cache cannot be joined (the registry's ``joins_cache``: Qwen3.5's linear
+attention folds the padding into its recurrent state) gets the same plan, each batch answered
+by today's path, every question with its own pictures.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from vqa import families
 from vqa.prompts import build_messages
 from vqa.question_types import budget
 from vqa.records import BASE_KEY
@@ -76,7 +81,8 @@ def _common_length(a: list[int], b: list[int]) -> int:
 
 
 def _rope_owner(model):
-    """The module keeping the rotary offset of multimodal positions (None for plain rotary)."""
+    """The module computing multimodal rotary positions and keeping their offset in
+    ``rope_deltas`` (None for plain rotary)."""
     return next((m for m in model.modules() if hasattr(m, "rope_deltas")), None)
 
 
@@ -98,17 +104,25 @@ def prefill(model, processor, conversations: list[list[dict]], rope_owner):
     cut = full.shape[1] - (len(plain[0]) - common)
     if full[0, cut:].tolist() != plain[0][common:]:
         raise RuntimeError("the processor changed tokens after the pictures: no shared prefix")
+    prefix = {
+        k: v[:, :cut] if getattr(v, "shape", None) == full.shape else v for k, v in inputs.items()
+    }
     cache = DynamicCache(config=model.config)
-    if rope_owner is not None:
-        rope_owner.rope_deltas = None  # computed afresh from this clip's pictures
-    # The whole first prompt, as today's path runs it: its rotary offset is the one every
-    # question's text continues with (a prefix ending inside a video's time span would give
-    # another); the cache then keeps the prefix only.
-    model(**inputs, cache=cache, use_cache=True, logits_to_keep=1)
-    cache.crop(cut - full.shape[1])  # a negative count removes that many tokens
-    delta = getattr(rope_owner, "rope_deltas", None)
-    delta = torch.zeros(1, 1, dtype=torch.long, device=full.device) if delta is None else delta
-    return Prefix(full[0, :cut], cache, delta.clone()), [ids[common:] for ids in plain]
+    model(**prefix, cache=cache, use_cache=True, logits_to_keep=1)
+    offset = _text_offset(rope_owner, prefix)
+    return Prefix(full[0, :cut], cache, offset), [ids[common:] for ids in plain]
+
+
+def _text_offset(rope_owner, inputs) -> torch.Tensor:
+    """Rotary offset of the text that continues a prefix: its last token's position + 1, less
+    its length. Not the model's own ``rope_deltas`` (from the highest position): a video's
+    time positions can run past the text after it, and generation continues from the last."""
+    ids = inputs["input_ids"]
+    if rope_owner is None:
+        return torch.zeros(1, 1, dtype=torch.long, device=ids.device)
+    grids = ("mm_token_type_ids", "image_grid_thw", "video_grid_thw", "second_per_grid_ts")
+    positions, _ = rope_owner.get_rope_index(ids, **{k: inputs[k] for k in grids if k in inputs})
+    return positions[0, :, -1:] + 1 - ids.shape[1]
 
 
 def _batch_inputs(model, prefixes: list[Prefix], suffixes: list[list[int]], pad_id: int):
@@ -170,6 +184,51 @@ def _share() -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
+def _joined(model, processor, conversations, keys, budgets, window, pending):
+    """Answers of a window's ``pending`` batches, each clip's shared prefix prefilled once
+    (from all the window's rows of the clip, answered or not, so a resumed run cuts the same
+    prefix) and continued by every question."""
+    rope_owner = _rope_owner(model)
+    prefixes, suffixes = {}, {}
+    for key in dict.fromkeys(keys[i] for b in pending for i in b):
+        rows = [i for b in window for i in b if keys[i] == key]
+        prefixes[key], tails = prefill(
+            model, processor, [conversations[i] for i in rows], rope_owner
+        )
+        suffixes.update(zip(rows, tails, strict=True))
+    for batch in pending:
+        yield (
+            batch,
+            _generate(
+                model,
+                processor,
+                [prefixes[keys[i]] for i in batch],
+                [suffixes[i] for i in batch],
+                [budgets[i] for i in batch],
+                rope_owner,
+            ),
+        )
+
+
+def _separate(model, processor, conversations, budgets, pending):
+    """Answers of ``pending`` batches by today's path, every question with its own pictures
+    (for a family whose KV cache cannot be joined)."""
+    from vqa.model import generate
+
+    for batch in pending:
+        yield (
+            batch,
+            generate(
+                model,
+                processor,
+                [conversations[i] for i in batch],
+                max_new_tokens=[budgets[i] for i in batch],
+                batch_size=len(batch),
+                progress=False,
+            ),
+        )
+
+
 def answer(
     model,
     processor,
@@ -191,7 +250,7 @@ def answer(
     keys = [clip_key(c) for c in conversations]
     rank, world = _share()
     windows = plan(keys, budgets, batch_size)[rank::world]
-    rope_owner = _rope_owner(model)
+    joins = families.of_model(model).joins_cache
     answers: dict[int, str] = {}
     was_training = model.training
     model.eval()
@@ -202,23 +261,13 @@ def answer(
     try:
         with bar, torch.no_grad():
             for window in windows:
-                batches = [b for b in ([i for i in b if i not in done] for b in window) if b]
-                prefixes, suffixes = {}, {}
-                for key in dict.fromkeys(keys[i] for b in batches for i in b):
-                    rows = [i for b in window for i in b if keys[i] == key]
-                    prefixes[key], tails = prefill(
-                        model, processor, [conversations[i] for i in rows], rope_owner
-                    )
-                    suffixes.update(zip(rows, tails, strict=True))
-                for batch in batches:
-                    texts = _generate(
-                        model,
-                        processor,
-                        [prefixes[keys[i]] for i in batch],
-                        [suffixes[i] for i in batch],
-                        [budgets[i] for i in batch],
-                        rope_owner,
-                    )
+                pending = [b for b in ([i for i in b if i not in done] for b in window) if b]
+                batches = (
+                    _joined(model, processor, conversations, keys, budgets, window, pending)
+                    if joins
+                    else _separate(model, processor, conversations, budgets, pending)
+                )
+                for batch, texts in batches:
                     new = dict(zip(batch, texts, strict=True))
                     if sink:
                         sink(new)
