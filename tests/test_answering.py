@@ -6,23 +6,15 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import write_image
+from conftest import CLIP_QUESTIONS, write_image
 
 from vqa import answering, families
 from vqa.model import generate, load_model, load_processor
-from vqa.prompts import build_messages, official
+from vqa.prompts import build_messages
 from vqa.question_types import budget
 from vqa.tiny import tiny_model_path
 
-Q = official()["questions"]
-QUESTIONS = [
-    Q["coarse"],
-    Q["fine"],
-    Q["au_many"],
-    Q["yes_no"].format(au="cheek raiser"),
-    Q["combined_many"],
-    "How old is the person?",
-]
+QUESTIONS = CLIP_QUESTIONS
 CAP = 12  # answers of up to 12 tokens keep the test short
 JOINING = [name for name, entry in families.FAMILIES.items() if entry.joins_cache]
 

@@ -276,6 +276,10 @@ def answer(
     finally:
         model.train(was_training)
     if world > 1:
+        print(
+            f"rank {rank}: answered {len(answers)} of {len(conversations)} questions",
+            file=sys.stderr,
+        )
         shares = [None] * world
         torch.distributed.all_gather_object(shares, answers)
         answers = {i: a for share in shares for i, a in share.items()}

@@ -8,9 +8,9 @@ of the command's own steps: loading the model and processor, answering every que
 answers. It does so twice: with ``vqa.answering`` (each clip's pictures processed and its
 shared prefix prefilled once) and with today's per-question path (batches of one answer budget
 through ``vqa.model.generate``, every question processing and encoding its pictures again).
-End-of-answer tokens are ignored, so every question generates its full budget from
-prompts/inference.yaml and every run does the same work. Each run is repeated and the fastest
-kept (the machine may be shared). Prints questions per second, the ratio to today's path, the
+End-of-answer tokens are ignored, so every question generates its full budget (its question
+type's, vqa/question_types.py) and every run does the same work. Each run is repeated and the
+fastest kept (the machine may be shared). Prints questions per second, the ratio to today's path, the
 share spent outside the model (its ``generate`` and the prefix prefill) of the whole run and of
 the answering step alone (the run less loading the model and checking the rows), and how
 many times each clip's pictures went through the picture processor and the vision tower,
@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from vqa import infer
-from vqa.answering import budget
+from vqa import families, infer, records
 from vqa.jsonl import write_jsonl
 from vqa.prompts import build_messages, official
+from vqa.question_types import budget
 
 FRAMES = {"oao": 3, "video": 8}
 PICTURES = {"oao": 3, "video": 1}  # images or videos shown per clip
@@ -124,7 +124,7 @@ def instrument(model, processor, counts: dict) -> None:
         counts["vision_calls"] += 1
         counts["vision_pictures"] += len(kwargs.get("grid_thw", args[1] if len(args) > 1 else []))
 
-    model.model.visual.register_forward_pre_hook(encoded, with_kwargs=True)
+    families.vision_tower(model).register_forward_pre_hook(encoded, with_kwargs=True)
     for part in (processor.image_processor, processor.video_processor):
         part.preprocess = counted(part.preprocess, counts)
 
@@ -155,6 +155,7 @@ def run_once(model_dir: Path, inputs: Path, batch_size: int, answer_rows) -> dic
             "float32",
         ]
     )
+    records._resolved.cache_clear()  # each run resolves its paths as a fresh process would
     start = time.perf_counter()
     rows = infer.question_rows(args.inputs)
     model, processor = infer.load(str(model_dir), args)
