@@ -66,3 +66,12 @@ def frame_size(path: Path) -> tuple[int, int]:
 def reduction(long_side: float, target: int) -> int:
     """The largest decode reduction (1, 2, 4 or 8) that keeps ``long_side`` >= ``target``."""
     return max((r for r in (1, 2, 4, 8) if long_side / r >= target), default=1)
+
+
+def files_digest(h, frames: dict[int, Path]) -> str:
+    """``h`` (a hashlib object) updated with every frame file's number, name, size and mtime:
+    the short hex key of a cache that a changed, added or removed frame invalidates."""
+    for number, path in frames.items():
+        stat = path.stat()
+        h.update(f"{number}:{path.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+    return h.hexdigest()[:16]

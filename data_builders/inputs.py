@@ -24,7 +24,15 @@ from tqdm import tqdm
 
 from data_builders import flow as flowlib
 from data_builders.facecrop import Box, crop_and_resize, crop_box, parse_face_crop
-from data_builders.frames import frame_files, frame_size, nearest_frame, read_frame, reduction
+from data_builders.frames import (
+    files_digest,
+    frame_files,
+    frame_size,
+    nearest_frame,
+    read_frame,
+    reduction,
+)
+from data_builders.long_inputs import build_long
 from data_builders.sampling import (
     APEX_WORKING_SIZE,
     check_num_frames,
@@ -111,10 +119,7 @@ def cache_key(job: ClipJob, frames: dict[int, Path], params: Params) -> str:
     h = hashlib.sha256(
         json.dumps([CACHE_VERSION, asdict(params), job.onset, job.apex, job.offset]).encode()
     )
-    for number, path in frames.items():
-        stat = path.stat()
-        h.update(f"{number}:{path.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
-    return h.hexdigest()[:16]
+    return files_digest(h, frames)
 
 
 class ClipFrames:
@@ -308,9 +313,25 @@ def _parser():
         required=True,
         help="qa.jsonl file(s), or challenge test files",
     )
-    parser.add_argument("--mode", required=True, help=f"one of {', '.join(MODES)}")
+    parser.add_argument(
+        "--mode", required=True, help=f"one of {', '.join(MODES)}, or long (long videos)"
+    )
+    parser.add_argument(
+        "--videos", type=Path, nargs="+", default=[], help="long: videos.jsonl from me-vqa convert"
+    )
+    parser.add_argument(
+        "--sampler",
+        default="motion",
+        help="long: motion (frames where the face moves, the default) or uniform",
+    )
+    parser.add_argument(
+        "--window-seconds", type=float, help="long: ask localisation questions per window"
+    )
+    parser.add_argument("--stride-seconds", type=float, help="long: seconds between windows")
     parser.add_argument("--out", type=Path, required=True, help="output folder for inputs.jsonl")
-    parser.add_argument("--num-frames", type=int, default=8, help="video frames per clip (even)")
+    parser.add_argument(
+        "--num-frames", type=int, default=8, help="video frames per clip, video or window (even)"
+    )
     parser.add_argument("--size", type=int, default=448, help="pixels on the long side")
     parser.add_argument("--flow", default="dis", help="farneback, dis or tvl1")
     parser.add_argument("--flow-size", type=int, default=256, help="working size of the flow")
@@ -352,9 +373,14 @@ def params_from(args) -> Params:
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    params = params_from(args)
     if args.frames_root is not None and not args.frames_root.is_dir():
         raise UserError("frames root does not exist", file=args.frames_root, fix="check the path")
+    if args.mode == "long":
+        rows, line = build_long(args)
+        write_jsonl(args.out / "inputs.jsonl", rows)
+        print(line)
+        return 0
+    params = params_from(args)
     joined = join_rows(args.qa, args.clips, args.frames_root)
     jobs = list({job.name: job for _, job in joined}.values())
     for job in jobs:

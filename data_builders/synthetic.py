@@ -366,6 +366,7 @@ def synthesize(
     if frames < 6 or size < 48:
         raise UserError("too small a clip", fix="use --frames >= 6 and --size >= 48")
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / database
     rng = np.random.default_rng([seed, DATABASES.index(database)])
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -465,9 +466,18 @@ def main(argv: list[str]) -> int:
 
 def _main_long(args) -> int:
     """``synth --long``: long-video databases."""
-    from data_builders.synthetic_long import LONG_DATABASES, synthesize_long
+    from data_builders.synthetic_long import (
+        LONG_DATABASES,
+        synthesize_long,
+        synthesize_long_test_videos,
+    )
 
-    databases = args.databases or ",".join(LONG_DATABASES)
+    databases = args.databases or ("" if args.test_file else ",".join(LONG_DATABASES))
+    for test_file in args.test_file:
+        folder = synthesize_long_test_videos(
+            test_file, args.out / "test", frames=args.frames, size=args.size, seed=args.seed
+        )
+        print(f"long test videos of {test_file}: {folder}")
     for name in (d.strip() for d in databases.split(",") if d.strip()):
         db = synthesize_long(
             name,

@@ -31,7 +31,8 @@ from data_builders.synthetic import (
 )
 from vqa.databases import DATABASES
 from vqa.errors import UserError
-from vqa.jsonl import atomic_folder
+from vqa.jsonl import atomic_folder, read_jsonl
+from vqa.records import parse_video_id
 from vqa.taxonomy import FINE_TO_COARSE, OTHERS
 
 LONG_DATABASES = ("samm_lv", "casme_sq")
@@ -281,6 +282,7 @@ def synthesize_long(
             fix=f"use --frames >= {minimum_frames(fps)} and --size >= 48 with --long",
         )
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng([seed, 100 + LONG_DATABASES.index(database)])
     videos: list[SynthVideo] = []
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -309,3 +311,32 @@ def synthesize_long(
     return SynthLongDatabase(
         database, target / SHEET_NAMES[database], target / FRAMES_ROOTS[database], videos
     )
+
+
+def synthesize_long_test_videos(
+    test_file: str | Path, out_dir: str | Path, *, frames: int | None = None, size: int = 64, seed=0
+) -> Path:
+    """One unannotated long video per ``video`` of an ME-LVQA test jsonl, in
+    ``out_dir/<video>/``, at its database's frame rate (the ``video_id`` names it)."""
+    videos = {}
+    for lineno, row in enumerate(read_jsonl(test_file), 1):
+        test = parse_video_id(row.get("video_id", ""))
+        if test is None or test.dataset not in DATABASES or "video" not in row:
+            raise UserError(
+                "not an ME-LVQA test row",
+                file=test_file,
+                row=lineno,
+                fix="give a challenge test file (video_id like samm_test_1_001_2_1, video, ...)",
+            )
+        videos.setdefault(row["video"], DATABASES[test.dataset].fps)
+    rng = np.random.default_rng([seed, 98])
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for i, (video, fps) in enumerate(tqdm(videos.items(), desc="synth long test videos")):
+        n_frames = frames or 2 * minimum_frames(fps)
+        events = plan_events(n_frames, fps, ("micro", "macro")[i % 2], rng)
+        images = render_video(FaceShape.sample(rng), events, n_frames, fps, size, rng)
+        with atomic_folder(out_dir / video, overwrite=True) as folder:
+            names = [f"img{n}.jpg" for n in range(1, n_frames + 1)]
+            _write_frames(folder, names, images, grey=fps == DATABASES["samm_lv"].fps)
+    return out_dir

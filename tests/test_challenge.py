@@ -92,3 +92,27 @@ def test_2026_v2_test_files_get_the_v2_submission_names(workdir):
     ]
     for test_file in TESTS_2026:
         assert_submission(submission / test_file.name.replace("_to_answer", "_pred"), test_file)
+
+
+TESTS_LVQA = [
+    SHARED / "megc2026" / f"me_lvqa_{db}_test_to_answer.jsonl" for db in ("samm", "casme3")
+]
+
+
+def test_lvqa_test_files_are_answered_into_submissions(workdir):
+    """synth --long --test-file, build-inputs --mode long, infer --consistency --submission-dir."""
+    me_vqa("synth", "--long", "--out", "syn-long", "--frames", "120", "--size", "64",
+           "--test-file", *TESTS_LVQA, cwd=workdir)  # fmt: skip
+    me_vqa("build-inputs", "--mode", "long", "--qa", *TESTS_LVQA, "--frames-root",
+           "syn-long/test", "--num-frames", "8", "--size", "64", "--out", "in-long",
+           cwd=workdir)  # fmt: skip
+    me_vqa("infer", "--model", "tiny", "--inputs", "in-long/inputs.jsonl", "--consistency",
+           "--batch-size", "32", "--out", "ans-long.jsonl", "--submission-dir", "sub-long",
+           "--challenge", "2026", cwd=workdir)  # fmt: skip
+    submission = workdir / "sub-long"
+    assert sorted(p.name for p in submission.iterdir()) == [
+        "me_lvqa_casme3_test_pred.jsonl",
+        "me_lvqa_samm_test_pred.jsonl",
+    ]
+    for test_file in TESTS_LVQA:
+        assert_submission(submission / test_file.name.replace("_to_answer", "_pred"), test_file)

@@ -68,6 +68,14 @@ def _parsed(raw: dict[str, str]) -> tuple[list[str], str | None, str | None]:
     return aus, fine, coarse
 
 
+def first_by_type(items: list[tuple[str, dict, str]]) -> dict[str, str]:
+    """Question type -> the raw answer of its first question in a group."""
+    raw: dict[str, str] = {}
+    for name, _, answer in items:
+        raw.setdefault(name, answer)
+    return raw
+
+
 def gather_clip(raw: dict[str, str]) -> ClipAnswers:
     """A clip's labels from its raw answers by question type: parsed ones first, then snapped.
 

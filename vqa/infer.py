@@ -18,6 +18,7 @@ from vqa import folds
 from vqa.cli import command_parser
 from vqa.errors import UserError
 from vqa.jsonl import dumps, read_jsonl, write_jsonl
+from vqa.lvqa import merge_windows
 from vqa.model import DEFAULT_MODEL, DTYPES, adapter_base, run_record
 from vqa.prompts import PROMPT_STYLES, load_yaml
 from vqa.question_types import make_consistent, submission_name
@@ -263,7 +264,9 @@ def load(model_name: str, args: argparse.Namespace):
 
 
 def answer_file_rows(rows: list[dict], answers: list[str], consistency: bool) -> list[dict]:
-    """The qa rows with ``answer`` filled, plus ``raw_answer`` where --consistency changed it."""
+    """The qa rows with ``answer`` filled (a question asked per spotting window once, its
+    windows' answers merged), plus ``raw_answer`` where --consistency changed it."""
+    rows, answers = merge_windows(rows, answers)
     qa = [qa_part(r) for r in rows]
     final = answers
     if consistency:

@@ -24,6 +24,7 @@ import math
 import re
 
 from vqa import spotting
+from vqa.consistency import first_by_type
 from vqa.metrics import (
     Block,
     Table,
@@ -35,6 +36,7 @@ from vqa.metrics import (
 )
 from vqa.parse import parse_aus
 from vqa.prompts import load_yaml
+from vqa.records import OFFSET_KEY, WINDOW_KEY
 
 COUNT_TYPES = {
     "lvqa_count_total": "total",
@@ -99,6 +101,67 @@ def parse_intervals(text: str) -> list[tuple[int, int]] | None:
     if found:
         return [(min(a, b), max(a, b)) for a, b in found]
     return [] if _NONE.search(text.lower()) else None
+
+
+# ---------------------------------------------------------------- spotting windows
+
+
+def window_answer(answer: str, first: int, last: int) -> str:
+    """A video's localisation answer as one window (frames ``first``..``last``) sees it: the
+    intervals' parts inside the window, counted from 1 at its first frame."""
+    inside = [(max(a, first), min(b, last)) for a, b in parse_intervals(answer) or []]
+    return render_intervals([(a - first + 1, b - first + 1) for a, b in inside if a <= b])
+
+
+def join_intervals(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Intervals sorted, with overlapping or touching ones joined (duplicates vanish)."""
+    joined: list[list[int]] = []
+    for a, b in sorted(intervals):
+        if joined and a <= joined[-1][1] + 1:
+            joined[-1][1] = max(joined[-1][1], b)
+        else:
+            joined.append([a, b])
+    return [(a, b) for a, b in joined]
+
+
+def merge_windows(rows: list[dict], answers: list[str]) -> tuple[list[dict], list[str]]:
+    """The answers of one question's windows (rows with ``frame_offset``, same ``id`` or
+    ``video_id``) as one video-level answer: window frames + offset, clipped to the window,
+    joined. The merged row stands where the question's first window stood; other rows pass.
+    A window whose answer cannot be read adds nothing; when none can, the first raw answer
+    is kept."""
+    order: list = []
+    groups: dict = {}
+    for row, answer in zip(rows, answers, strict=True):
+        if OFFSET_KEY not in row:
+            order.append((row, answer))
+            continue
+        key = row.get("video_id") or row["id"]
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        groups[key].append((row, answer))
+    merged_rows, merged_answers = [], []
+    for item in order:
+        row, answer = item if isinstance(item, tuple) else _merged(groups[item])
+        merged_rows.append(row)
+        merged_answers.append(answer)
+    return merged_rows, merged_answers
+
+
+def _merged(windows: list[tuple[dict, str]]) -> tuple[dict, str]:
+    found, read = [], False
+    for row, answer in windows:
+        intervals = parse_intervals(answer)
+        if intervals is None:
+            continue
+        read = True
+        first, last = row[WINDOW_KEY]
+        offset = row[OFFSET_KEY]
+        found += [(max(a + offset, first), min(b + offset, last)) for a, b in intervals]
+    row = {k: v for k, v in windows[0][0].items() if k not in (WINDOW_KEY, OFFSET_KEY)}
+    answer = render_intervals(join_intervals([(a, b) for a, b in found if a <= b]))
+    return row, answer if read else windows[0][1]
 
 
 # ---------------------------------------------------------------- metrics
@@ -191,20 +254,47 @@ register_table(
 # ---------------------------------------------------------------- consistency (--consistency)
 
 
-def gather_video(raw: dict[str, str]) -> dict:
+def gather_video(items: list[tuple[str, dict, str]]) -> dict:
     """What one video's answers agree on: per type the listed intervals' number, else the
     count answer; the total as micro + macro when both are known; events in onset order when
-    both lists were read."""
+    both lists were read. Without both lists, the k-th event questions bound the counts from
+    below: as many events of a type as k-th answers name it, and at least k events in all
+    (the missing ones given the type the deepest k-th answer names)."""
+    raw = first_by_type(items)
     counts = {kind: parse_count(raw[t]) for t, kind in COUNT_TYPES.items() if t in raw}
     listed = {kind: parse_intervals(raw[t]) for t, kind in SPOT_TYPES.items() if t in raw}
     agreed: dict = {}
     for kind in spotting.TYPES:
         agreed[kind] = len(listed[kind]) if listed.get(kind) is not None else counts.get(kind)
-    known = [agreed[kind] for kind in spotting.TYPES if agreed[kind] is not None]
-    agreed["total"] = sum(known) if len(known) == 2 else counts.get("total")
     if all(listed.get(kind) is not None for kind in spotting.TYPES):
         agreed["events"] = sorted((a, b, kind) for kind in spotting.TYPES for a, b in listed[kind])
+    else:
+        _bound_by_kth(agreed, counts, items)
+    known = [agreed[kind] for kind in spotting.TYPES if agreed[kind] is not None]
+    agreed["total"] = sum(known) if len(known) == 2 else counts.get("total")
     return agreed
+
+
+def _bound_by_kth(agreed: dict, counts: dict, items: list[tuple[str, dict, str]]) -> None:
+    """Raise the counts to what the k-th event answers imply (k <= total)."""
+    named = {_k(row["question"]): parse_event_type(a) for t, row, a in items if t == EVENT_TYPE}
+    if not named:
+        return
+    for kind in spotting.TYPES:
+        if agreed[kind] is not None:
+            agreed[kind] = max(agreed[kind], sum(v == kind for v in named.values()))
+    deepest = max(named)
+    if all(agreed[kind] is not None for kind in spotting.TYPES):
+        missing = deepest - agreed["micro"] - agreed["macro"]
+        if missing > 0:
+            agreed[named[deepest] or "macro"] += missing
+    elif counts.get("total") is not None:
+        counts["total"] = max(counts["total"], deepest)
+
+
+def _k(question: str) -> int:
+    """The k of a k-th event question."""
+    return int(_DIGITS.search(question).group())
 
 
 def count_answer(name: str):
@@ -216,7 +306,7 @@ def event_type_answer(question: str, raw: str, agreed: dict) -> str:
     """The k-th event's type from the listed intervals when both lists were read (k within
     them), else the answer's own type in the MEGC2026 phrasing."""
     answers = texts()["answers"]
-    k = int(_DIGITS.search(question).group())
+    k = _k(question)
     events = agreed.get("events")
     kind = events[k - 1][2] if events and 1 <= k <= len(events) else parse_event_type(raw)
     return answers[f"type_{kind}"] if kind else raw

@@ -23,40 +23,28 @@ _QWEN3_VL_SMALL = {"depth": 24, "hidden_size": 1024, "intermediate_size": 4096, 
 _QWEN3_VL_8B = {"depth": 27, "hidden_size": 1152, "intermediate_size": 4304, "num_heads": 16}
 
 
-def _qwen2_5(hidden, intermediate, layers, heads, kv_heads, vocab, tied):
-    text = {
+def _text(hidden, intermediate, layers, heads, kv_heads, vocab, rope) -> dict:
+    return {
         "hidden_size": hidden,
         "intermediate_size": intermediate,
         "num_hidden_layers": layers,
         "num_attention_heads": heads,
         "num_key_value_heads": kv_heads,
         "vocab_size": vocab,
-        "rope_parameters": {
-            "rope_type": "default",
-            "rope_theta": 1e6,
-            "mrope_section": [16, 24, 24],
-        },
+        "rope_parameters": {"rope_type": "default", **rope},
     }
+
+
+def _qwen2_5(hidden, intermediate, layers, heads, kv_heads, vocab, tied):
+    rope = {"rope_theta": 1e6, "mrope_section": [16, 24, 24]}
+    text = _text(hidden, intermediate, layers, heads, kv_heads, vocab, rope)
     vision = _QWEN2_5_VISION | {"out_hidden_size": hidden}
     return "qwen2_5_vl", {"text_config": text, "vision_config": vision, "tie_word_embeddings": tied}
 
 
 def _qwen3_vl(hidden, intermediate, layers, heads, kv_heads, tied, vision, deepstack):
-    text = {
-        "hidden_size": hidden,
-        "intermediate_size": intermediate,
-        "num_hidden_layers": layers,
-        "num_attention_heads": heads,
-        "num_key_value_heads": kv_heads,
-        "head_dim": 128,
-        "vocab_size": 151936,
-        "rope_parameters": {
-            "rope_type": "default",
-            "rope_theta": 5e6,
-            "mrope_section": [24, 20, 20],
-            "mrope_interleaved": True,
-        },
-    }
+    rope = {"rope_theta": 5e6, "mrope_section": [24, 20, 20], "mrope_interleaved": True}
+    text = _text(hidden, intermediate, layers, heads, kv_heads, 151936, rope) | {"head_dim": 128}
     vision = vision | {"out_hidden_size": hidden, "deepstack_visual_indexes": deepstack}
     return "qwen3_vl", {"text_config": text, "vision_config": vision, "tie_word_embeddings": tied}
 

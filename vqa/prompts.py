@@ -59,7 +59,10 @@ def visual_content(row: dict, base_dir: Path, *, file=None, lineno=None) -> list
         frames = [
             str(resolve_visual(base_dir, rel, file=file, row=lineno)) for rel in row["frames"]
         ]
-        items.append({"type": "video", "video": frames})
+        video = {"type": "video", "video": frames}
+        if row.get("sample_fps"):  # long videos: the true rate of the sampled frames (trap 12)
+            video["sample_fps"] = row["sample_fps"]
+        items.append(video)
     return items
 
 

@@ -45,11 +45,13 @@ class Reading:
 class Track:
     """A challenge track: how its rows group into clips and how its submissions are named.
 
-    ``gather`` turns the raw answers of one group, by question type, into what they agree on.
+    ``gather`` turns one group's questions, as (type name, row, raw answer) in row order,
+    into what their answers agree on (:func:`vqa.consistency.first_by_type` reads one answer
+    per type; a type asked several times, like the k-th event's, can read them all).
     """
 
     name: str
-    gather: Callable[[dict[str, str]], Any]
+    gather: Callable[[list[tuple[str, dict, str]]], Any]
     submission: Callable[[str, str], str]  # (dataset, challenge year) -> file name
 
 
@@ -126,10 +128,7 @@ def make_consistent(rows: list[dict], answers: list[str]) -> list[str]:
         groups.setdefault((types[i].track, group_key(row)), []).append(i)
     result = list(answers)
     for (track, _), indices in groups.items():
-        raw = {}
-        for i in indices:
-            raw.setdefault(types[i].name, answers[i])
-        agreed = TRACKS[track].gather(raw)
+        agreed = TRACKS[track].gather([(types[i].name, rows[i], answers[i]) for i in indices])
         for i in indices:
             if types[i].rewrite:
                 result[i] = types[i].rewrite(rows[i]["question"], answers[i], agreed)
@@ -152,7 +151,9 @@ def _aus(text: str) -> frozenset[str]:
     return frozenset(parse.parse_aus(text))
 
 
-register_track(Track("vqa", agree.gather_clip, _vqa_submission))
+register_track(
+    Track("vqa", lambda items: agree.gather_clip(agree.first_by_type(items)), _vqa_submission)
+)
 OTHER_TYPE = QuestionType(OTHER, r"(?!)", 64)
 for qtype in (
     QuestionType(

@@ -3,7 +3,12 @@
 
 - ``images``: picture files (onset/apex/offset frames, the flow image), in prompt order;
 - ``frames``: the sampled video frames, shown to the model as one video;
-- ``mode``, ``apex_estimated``, ``flow_legend``: how the visuals were built.
+- ``mode``, ``apex_estimated``, ``flow_legend``: how the visuals were built;
+- long videos (``mode`` ``long``): ``frame_numbers`` and ``frame_times`` (seconds from the
+  video's first frame) of each sampled frame, ``sample_fps``, the effective rate of the
+  sampled frames (frames over the time they span) that the model's time encoding is given,
+  and on a spotting window's row ``window`` (its first and last video frame) and
+  ``frame_offset`` (video frame = window frame + offset: frame 1 of a window is its first).
 
 Paths are relative to the inputs.jsonl folder. The challenge test schema's own ``video`` is
 the clip's name and stays untouched; a frame list is never stored under it (the format this
@@ -18,7 +23,9 @@ from pathlib import Path
 
 from vqa.errors import UserError
 
-VISUAL_KEYS = ("mode", "images", "frames", "apex_estimated", "flow_legend")
+WINDOW_KEY, OFFSET_KEY = "window", "frame_offset"
+LONG_KEYS = ("frame_numbers", "frame_times", "sample_fps", WINDOW_KEY, OFFSET_KEY)
+VISUAL_KEYS = ("mode", "images", "frames", "apex_estimated", "flow_legend", *LONG_KEYS)
 # Rows loaded for training remember the folder their visual paths are relative to.
 BASE_KEY = "inputs_dir"
 TEST_MARK = "_test_"

@@ -9,10 +9,11 @@ Micro and macro are matched separately; the overall TP/FP/FN are their sums; a v
 predictions counts its ground truth as misses. Precision = TP/(TP+FP), recall = TP/(TP+FN),
 F1 = 2TP/(2TP+FP+FN).
 
-With emotions (MEGC2025 spot-then-recognise), recognition is scored on the true positives
-only: UF1 and UAR over the true classes, and F1 pooled over classes (2 sum TP / (2 sum TP +
-sum FP + sum FN), the share of true positives given the right emotion); STRS = spotting F1 x
-recognition F1. A metric with nothing to compute from is ``null``.
+With emotions (MEGC2024/2025 spot-then-recognise), recognition is scored on the true
+positives only: UF1 and UAR, and the F1 of the public STRS script (per true class, one against
+the rest, precision and recall on the true positives; F1 = 2PR/(P+R) of their means over the
+classes of the ground truth); STRS = spotting F1 x recognition F1. A metric with nothing to
+compute from is ``null``.
 """
 
 from __future__ import annotations
@@ -104,14 +105,26 @@ def counts_block(tp: int, fp: int, fn: int) -> dict:
     }
 
 
-def recognition_block(pairs: list[tuple[Interval, Interval]]) -> dict:
-    """UF1, UAR and pooled F1 of the emotions of true positives with a true emotion."""
+def recognition_block(pairs: list[tuple[Interval, Interval]], classes: list[str]) -> dict:
+    """UF1, UAR and the STRS recognition F1 of the emotions of true positives.
+
+    The F1 is the public STRS script's: per true class (one against the rest, on the true
+    positives), precision and recall; F1 = 2 P R / (P + R) of their means over the classes."""
     labels = [(t.emotion, p.emotion) for p, t in pairs if t.emotion]
-    right = sum(1 for true, pred in labels if pred == true)
-    wrong_pred = sum(1 for true, pred in labels if pred is not None and pred != true)
-    pooled = 2 * right + wrong_pred + (len(labels) - right)
-    scores = class_scores(labels, "gt") if labels else {"uf1": None, "uar": None}
-    return {**scores, "f1": 2 * right / pooled if pooled else None}
+    if not labels:
+        return {"uf1": None, "uar": None, "f1": None}
+    precisions, recalls = [], []
+    for c in classes:
+        tp = sum(1 for true, pred in labels if true == pred == c)
+        predicted, actual = (
+            sum(pred == c for _, pred in labels),
+            sum(true == c for true, _ in labels),
+        )
+        precisions.append(tp / predicted if predicted else 0.0)
+        recalls.append(tp / actual if actual else 0.0)
+    precision, recall = sum(precisions) / len(classes), sum(recalls) / len(classes)
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {**class_scores(labels, "gt"), "f1": f1}
 
 
 def spotting_block(preds: list[Interval], truth: list[Interval]) -> dict:
@@ -125,7 +138,8 @@ def spotting_block(preds: list[Interval], truth: list[Interval]) -> dict:
         by_type[kind] = counts_block(len(found), len(p) - len(found), len(t) - len(found))
     total = {k: sum(by_type[t][k] for t in TYPES) for k in ("tp", "fp", "fn")}
     block = counts_block(**total)
-    recognition = recognition_block(pairs) if any(it.emotion for it in preds) else None
+    classes = sorted({it.emotion for it in truth if it.emotion})
+    recognition = recognition_block(pairs, classes) if any(it.emotion for it in preds) else None
     strs = None
     if recognition and block["f1"] is not None and recognition["f1"] is not None:
         strs = block["f1"] * recognition["f1"]

@@ -26,6 +26,7 @@ from vqa.args import Arguments, parse_args
 from vqa.errors import UserError
 from vqa.folds import holdout_subjects, split_rows, subject_of
 from vqa.jsonl import atomic_path, read_jsonl, write_jsonl, write_text_atomic
+from vqa.lvqa import merge_windows
 from vqa.prompts import PROMPT_STYLES
 from vqa.question_types import names, question_type
 from vqa.records import BASE_KEY, check_row, qa_part, visual_files
@@ -129,20 +130,35 @@ def answer_rows(model, processor, rows: list[dict], style: str, batch_size: int)
     from vqa import answering
 
     answers = answering.answer_rows(model, processor, rows, style=style, batch_size=batch_size)
-    return [{**qa_part(r), "answer": answers[i]} for i, r in enumerate(rows)]
+    # a spotting question's windows: one answer
+    rows, answers = merge_windows(rows, [answers[i] for i in range(len(rows))])
+    return [{**qa_part(r), "answer": a} for r, a in zip(rows, answers, strict=True)]
+
+
+FLAT_METRICS = {  # name in run.json / eval logs -> path in the scorer's metrics
+    **{f"{level}_{m}": (level, m) for level in ("coarse", "fine") for m in ("uf1", "uar")},
+    "count_total_mae": ("lvqa", "count", "total", "mae"),
+    "au_inventory_f1": ("lvqa", "au_inventory", "f1"),
+    "event_type_uf1": ("lvqa", "event_type", "uf1"),
+    "spotting_f1": ("spotting", "f1"),
+}
 
 
 def score(predictions: list[dict], truth: list[dict]) -> dict[str, float]:
-    """Flat metrics from the package's scorer: coarse/fine UF1 and UAR (missing ones skipped)."""
+    """Flat metrics from the package's scorer: coarse/fine UF1 and UAR, and for long videos
+    the total count MAE, F1_AU, type UF1 and spotting F1 (missing ones skipped)."""
     from vqa.score import score_rows
 
-    metrics = score_rows(predictions, [qa_part(r) for r in truth])["overall"]
+    truth, answers = merge_windows(truth, [r["answer"] for r in truth])
+    truth = [{**qa_part(r), "answer": a} for r, a in zip(truth, answers, strict=True)]
+    metrics = score_rows(predictions, truth)["overall"]
     flat = {}
-    for level in ("coarse", "fine"):
-        for name in ("uf1", "uar"):
-            value = (metrics.get(level) or {}).get(name)
-            if value is not None:
-                flat[f"{level}_{name}"] = float(value)
+    for name, path in FLAT_METRICS.items():
+        value = metrics
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if value is not None:
+            flat[name] = float(value)
     return flat
 
 

@@ -10,9 +10,9 @@ shared prefix prefilled once) and with today's per-question path (batches of one
 through ``vqa.model.generate``, every question processing and encoding its pictures again).
 End-of-answer tokens are ignored, so every question generates its full budget (its question
 type's, vqa/question_types.py) and every run does the same work. Each run is repeated and the
-fastest kept (the machine may be shared). Prints questions per second, the ratio to today's path, the
-share spent outside the model (its ``generate`` and the prefix prefill) of the whole run and of
-the answering step alone (the run less loading the model and checking the rows), and how
+fastest kept (the machine may be shared). Prints questions per second, the ratio to today's
+path, the share spent outside the model (its ``generate`` and the prefix prefill) of the whole
+run and of the answering step alone (the run less loading the model and checking the rows), and how
 many times each clip's pictures went through the picture processor and the vision tower,
 counted by hooks: calls per clip, and pictures (images or videos) per clip picture.
 
