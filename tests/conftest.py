@@ -24,6 +24,20 @@ def tiny_model_dir() -> Path:
     return tiny_model_path()
 
 
+def _clip_questions() -> list[str]:
+    from vqa.prompts import official
+
+    q = official()["questions"]
+    coarse, fine, au, yes_no = q["coarse"], q["fine"], q["au_many"], q["yes_no"]
+    return [coarse, fine, au, yes_no.format(au="cheek raiser"), q["combined_many"]] + [
+        "How old is the person?"
+    ]
+
+
+# Questions one clip is asked: the organisers' five kinds and one of no known type.
+CLIP_QUESTIONS = _clip_questions()
+
+
 def write_image(path: Path, size: int | tuple[int, int] = 64, seed: int = 0) -> Path:
     """A random RGB picture of ``size`` (side, or (width, height)) saved at ``path``."""
     width, height = (size, size) if isinstance(size, int) else size

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import write_image
+from conftest import CLIP_QUESTIONS, write_image
 
 from vqa import cli
 from vqa.errors import UserError
@@ -25,14 +25,6 @@ from vqa.taxonomy import FINE_TO_COARSE
 
 Q = official()["questions"]
 SHARED_TEST = Path(__file__).resolve().parents[2] / "shared" / "data" / "megc2025" / "test"
-CLIP_QUESTIONS = [
-    Q["coarse"],
-    Q["fine"],
-    Q["au_many"],
-    Q["yes_no"].format(au="cheek raiser"),
-    Q["combined_many"],
-    "How old is the person?",
-]
 
 
 def clip_row(video: str, k: int, question: str, folder: str, mode: str) -> dict:

@@ -173,7 +173,7 @@ def test_two_process_cpu_run_trains_with_gloo_and_rank0_writes(tiny_model_dir, t
     argv = finetune_args(
         tiny_model_dir, inputs, out, "--holdout_subjects", "s02", "--max_steps", "2"
     )
-    argv += ["--eval_strategy", "no", "--save_strategy", "no"]
+    argv += ["--eval_strategy", "no", "--save_strategy", "no", "--eval_batch_size", "1"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
     launch += ["--rdzv_backend", "c10d", "--rdzv_endpoint", "localhost:0", "--nnodes", "1"]
@@ -188,6 +188,8 @@ def test_two_process_cpu_run_trains_with_gloo_and_rank0_writes(tiny_model_dir, t
     assert run["world_size"] == 2 and run["distributed_backend"] == "gloo"
     assert not list(out.glob(".*.tmp"))
     held = split_rows(load_inputs(inputs, "train_file"), ["s02"], inputs)[1]
+    for rank in (0, 1):  # one clip (window of eval_batch_size clips) each
+        assert f"rank {rank}: answered {len(held) // 2} of {len(held)} questions" in result.stderr
     assert answers_of(tiny_model_dir, out, held, run["prompt_style"]) == read_jsonl(
         out / "eval_answers.jsonl"
     )

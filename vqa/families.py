@@ -64,6 +64,11 @@ class Family:
     template_kwargs: dict = field(default_factory=dict)  # passed to apply_chat_template
     extra_tokens: tuple[str, ...] = ()  # template tokens beyond the vision/ChatML ones
     group_patterns: tuple[tuple[str, str], ...] = _GROUP_PATTERNS
+    vision_tower: str = "model.visual"  # module path of the vision tower (one call per clip)
+    # Whether a shared prefix's KV cache can be joined with padding between it and each row's
+    # question (vqa.answering); a linear-attention layer's recurrent state would take the
+    # padding in.
+    joins_cache: bool = True
 
     @property
     def pixel_factor(self) -> int:
@@ -128,6 +133,7 @@ FAMILIES: dict[str, Family] = {
         default_system=None,
         template_kwargs={"enable_thinking": False},  # labels never cover a think block
         extra_tokens=("<think>", "</think>"),
+        joins_cache=False,  # gated delta-net layers fold every token, padding too, into a state
     ),
 }
 
@@ -145,6 +151,12 @@ def family(model_type: str) -> Family:
 def of_model(model) -> Family:
     """The family of a loaded model (a peft wrapper forwards ``config``)."""
     return family(model.config.model_type)
+
+
+def vision_tower(model):
+    """The vision-tower module of a loaded model (through a peft wrapper too)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return base.get_submodule(of_model(model).vision_tower)
 
 
 def template_kwargs() -> dict:

@@ -20,8 +20,8 @@ from vqa.errors import UserError
 from vqa.jsonl import dumps, read_jsonl, write_jsonl
 from vqa.lvqa import merge_windows
 from vqa.model import DEFAULT_MODEL, DTYPES, adapter_base, run_record
-from vqa.prompts import PROMPT_STYLES, build_messages, load_yaml
-from vqa.question_types import budget, make_consistent, submission_name
+from vqa.prompts import PROMPT_STYLES, load_yaml
+from vqa.question_types import make_consistent, submission_name
 from vqa.records import check_row, parse_video_id, qa_part
 
 SUBMISSION_FIELDS = ("video_id", "video", "question", "answer")
@@ -207,56 +207,23 @@ def load_partial(path: Path, identity: dict, restart: bool) -> dict[int, str]:
 # ---------------------------------------------------------------- generation
 
 
-def plan_batches(
-    rows: list[dict], pending: list[int], batch_size: int, cap: int | None = None
-) -> list[list[int]]:
-    """Batches of pending row indices sharing one token budget, in input order within a budget.
-
-    A resumed run plans the same remaining batches as an uninterrupted one: budgets are
-    processed one after the other and a batch is stored whole or not at all.
-    """
-    groups: dict[int, list[int]] = {}
-    for i in pending:
-        groups.setdefault(budget(rows[i]["question"], cap), []).append(i)
-    return [
-        ids[s : s + batch_size] for ids in groups.values() for s in range(0, len(ids), batch_size)
-    ]
-
-
 def answer_rows(
     model, processor, rows: list[dict], base_dir: Path, args: argparse.Namespace, done, sink
 ) -> dict[int, str]:
     """Answers for all rows: ``done`` plus new ones, each batch handed to ``sink`` at once."""
-    from tqdm import tqdm
+    from vqa.answering import answer_rows
 
-    from vqa.model import generate
-
-    pending = [i for i in range(len(rows)) if i not in done]
-    answers = dict(done)
-    bar = tqdm(
-        total=len(rows),
-        initial=len(done),
-        unit="question",
-        desc="answering",
-        file=sys.stderr,
-        dynamic_ncols=True,
+    return answer_rows(
+        model,
+        processor,
+        rows,
+        style=args.prompt_style,
+        batch_size=args.batch_size,
+        base_dir=base_dir,
+        cap=args.max_new_tokens,
+        done=done,
+        sink=sink,
     )
-    with bar:
-        for batch in plan_batches(rows, pending, args.batch_size, args.max_new_tokens):
-            conversations = [build_messages(rows[i], base_dir, args.prompt_style) for i in batch]
-            texts = generate(
-                model,
-                processor,
-                conversations,
-                batch_size=len(batch),
-                progress=False,
-                max_new_tokens=budget(rows[batch[0]]["question"], args.max_new_tokens),
-            )
-            new = dict(zip(batch, texts, strict=True))
-            sink(new)
-            answers.update(new)
-            bar.update(len(batch))
-    return answers
 
 
 def appender(path: Path, identity: dict, fresh: bool):

@@ -17,6 +17,7 @@ replaces did, and is refused with a request to rebuild).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,16 +47,24 @@ def resolve_visual(
     base_dir: Path, relative: str, *, file: Path | str | None = None, row=None
 ) -> Path:
     """Absolute path of a visual input listed in inputs.jsonl; refuses paths leaving its folder."""
-    base = Path(base_dir).resolve()
-    path = (base / relative).resolve()
-    if Path(relative).is_absolute() or not path.is_relative_to(base):
+    path, inside = _resolved(Path(base_dir), relative)
+    if not inside:
         raise UserError(
-            f"visual path {relative!r} points outside {base}",
+            f"visual path {relative!r} points outside {Path(base_dir).resolve()}",
             file=file,
             row=row,
             fix="inputs.jsonl paths must be relative to its own folder; rebuild with build-inputs",
         )
     return path
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _resolved(base_dir: Path, relative: str) -> tuple[Path, bool]:
+    """A visual path resolved, and whether it stays inside ``base_dir``: once per process, as
+    every question of a clip (and the row check before its prompts) names the same files."""
+    base = base_dir.resolve()
+    path = (base / relative).resolve()
+    return path, not Path(relative).is_absolute() and path.is_relative_to(base)
 
 
 def check_row(row: dict, base_dir: Path, file: Path, lineno: int) -> None:

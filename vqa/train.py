@@ -27,8 +27,8 @@ from vqa.errors import UserError
 from vqa.folds import holdout_subjects, split_rows, subject_of
 from vqa.jsonl import atomic_path, read_jsonl, write_jsonl, write_text_atomic
 from vqa.lvqa import merge_windows
-from vqa.prompts import PROMPT_STYLES, build_messages
-from vqa.question_types import budget, names, question_type
+from vqa.prompts import PROMPT_STYLES
+from vqa.question_types import names, question_type
 from vqa.records import BASE_KEY, check_row, qa_part, visual_files
 
 DESCRIPTION = (
@@ -123,15 +123,15 @@ def data_hash(rows: list[dict]) -> str:
 
 
 def answer_rows(model, processor, rows: list[dict], style: str, batch_size: int) -> list[dict]:
-    """Greedy answers for loaded ``rows`` as qa rows with ``answer`` replaced (order kept)."""
-    from vqa.model import generate
+    """Greedy answers for loaded ``rows`` as qa rows with ``answer`` replaced (order kept).
 
-    conversations = [build_messages(r, Path(r[BASE_KEY]), style) for r in rows]
-    budgets = [budget(r["question"]) for r in rows]
-    answers = generate(
-        model, processor, conversations, max_new_tokens=budgets, batch_size=batch_size
-    )
-    rows, answers = merge_windows(rows, answers)  # a spotting question's windows: one answer
+    With several processes each answers its share and every process gets all answers.
+    """
+    from vqa import answering
+
+    answers = answering.answer_rows(model, processor, rows, style=style, batch_size=batch_size)
+    # a spotting question's windows: one answer
+    rows, answers = merge_windows(rows, [answers[i] for i in range(len(rows))])
     return [{**qa_part(r), "answer": a} for r, a in zip(rows, answers, strict=True)]
 
 
