@@ -414,9 +414,12 @@ def main(argv: list[str]) -> int:
     write_text_atomic(args.out / "table.md", text)
     print(f"\n{text}")
     print(f"table: {args.out / 'table.md'}")
-    print(
-        f"reports and confusion matrices: {args.out / '9-score'}/<input>-<zs|ft>/report.md, "
-        f"confusion_coarse.png, confusion_fine.png; long videos: {args.out / 'long' / '9-score'}"
-    )
+    if args.part in ("short", "all"):
+        print(
+            f"reports and confusion matrices: {args.out / '9-score'}/<input>-<zs|ft>/report.md, "
+            "confusion_coarse.png, confusion_fine.png"
+        )
+    if args.part in ("long", "all"):
+        print(f"long-video reports: {args.out / 'long' / '9-score'}/long-<zs|ft>/report.md")
     print(f"demo time: {time.perf_counter() - start:.0f} s")
     return 0
