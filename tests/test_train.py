@@ -62,7 +62,7 @@ def synthetic_flow(tmp_path_factory) -> Path:
     converted, split into three subject folds, and built into flow inputs."""
     root = tmp_path_factory.mktemp("demo")
     flow_inputs = root / "4-inputs" / "flow"
-    for step in demo.plan(root):
+    for step in demo.plan(root, part="short"):
         if step.argv[0] in ("synth", "convert", "split") or step.done.parent == flow_inputs:
             step.done.parent.mkdir(parents=True, exist_ok=True)  # as the demo does
             assert cli(list(step.argv)) == 0, step.shell()
