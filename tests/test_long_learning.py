@@ -1,5 +1,7 @@
-"""The demo's long-video part learns: on synthetic long videos of held-out subjects, the tiny
-model fine-tuned with the tiny recipe beats its zero-shot self, measured by ``me-vqa score``."""
+"""The demo's long-video part, on synthetic long videos of held-out subjects: what the tiny
+model fine-tuned with the tiny recipe learns, measured by ``me-vqa score``. Two goals of the
+long-video issue are not reached yet and stand as strict expected failures: counts that
+depend on the video, and spotting."""
 
 from __future__ import annotations
 
@@ -9,25 +11,44 @@ import pytest
 
 from vqa import demo, report
 from vqa.cli import main as cli
+from vqa.jsonl import read_jsonl
+from vqa.question_types import question_type
 
 
 @pytest.fixture(scope="module")
-def long_study(tmp_path_factory) -> dict[str, dict]:
+def long_study(tmp_path_factory) -> dict:
     """Every command of ``me-vqa demo --part long``, run in order; the overall metrics of the
-    zero-shot and the fine-tuned answers."""
+    zero-shot and the fine-tuned answers, and the held-out videos' true total counts."""
     root = tmp_path_factory.mktemp("demo")
     for step in demo.plan(root, part="long"):
         step.done.parent.mkdir(parents=True, exist_ok=True)  # as the demo does
         assert cli(list(step.argv)) == 0, step.shell()
     scores = Path(root, "long", "9-score")
-    return {s: report.load_metrics(scores / f"long-{s}")["overall"] for s in demo.SETTINGS}
+    study = {s: report.load_metrics(scores / f"long-{s}")["overall"] for s in demo.SETTINGS}
+    truth = {r["id"]: r for f in root.glob("long/2-convert/*/lvqa.jsonl") for r in read_jsonl(f)}
+    answered = read_jsonl(root / "long" / "8-answers-ft" / "long.jsonl")
+    study["true_totals"] = [
+        int(truth[r["id"]]["answer"])
+        for r in answered
+        if question_type(r["question"]) == "lvqa_count_total"
+    ]
+    return study
 
 
-def test_fine_tuning_lowers_the_count_error_on_held_out_subjects(long_study):
-    zs, ft = (long_study[s]["lvqa"]["count"]["total"] for s in ("zs", "ft"))
-    assert ft["unparsed"] == 0 and ft["n"] > 0, ft  # every fine-tuned answer gives a number
-    # a zero-shot MAE is unavailable when none of its answers gives a number
-    assert zs["mae"] is None or ft["mae"] < zs["mae"], (zs, ft)
+def test_fine_tuning_teaches_the_count_answers_on_held_out_subjects(long_study):
+    ft = long_study["ft"]["lvqa"]["count"]["total"]
+    assert ft["unparsed"] == 0 and ft["n"] == len(long_study["true_totals"]) > 0, ft
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="not met yet: the fine-tuned tiny model gives every held-out video the same counts "
+    "(total 3, micro 1, macro 1), so its MAE equals the best constant answer's (README)",
+)
+def test_fine_tuned_counts_beat_the_best_constant_answer(long_study):
+    truths = long_study["true_totals"]
+    best_constant = min(sum(abs(t - c) for t in truths) / len(truths) for c in range(10))
+    assert long_study["ft"]["lvqa"]["count"]["total"]["mae"] < best_constant
 
 
 @pytest.mark.xfail(
