@@ -79,7 +79,7 @@ class LongSize:
     epochs: int
 
 
-FULL = Size(subjects=4, clips=8, frames=10, epochs=10)
+FULL = Size(subjects=5, clips=8, frames=10, epochs=10)
 QUICK = Size(subjects=3, clips=4, frames=10, epochs=2)
 LONG_FULL = LongSize(
     subjects=4, videos=2, seconds=3.6, num_frames=4, size=64, window_seconds=0.5,
