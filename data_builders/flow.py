@@ -122,6 +122,25 @@ def render(
     return np.round(grey * (1 - alpha) + colour * alpha).astype(np.uint8)
 
 
+def flow_picture(
+    first: np.ndarray,
+    second: np.ndarray,
+    method: str = "dis",
+    reference: str = "nose",
+    overlay: bool = False,
+) -> np.ndarray:
+    """The rendered flow from grey ``first`` to ``second``, head motion removed (drawn over
+    ``first`` with ``overlay``)."""
+    return render(head_free_flow(first, second, method, reference), first if overlay else None)
+
+
+def head_free_flow(
+    first: np.ndarray, second: np.ndarray, method: str = "dis", reference: str = "nose"
+) -> np.ndarray:
+    """Dense flow from grey ``first`` to ``second`` with head motion removed."""
+    return compensate(compute_flow(first, second, method), reference)
+
+
 def colour_name(bgr: np.ndarray) -> str:
     """The legend's word for a rendered colour (nearest named hue)."""
     pixel = np.asarray(bgr, np.uint8).reshape(1, 1, 3)

@@ -154,8 +154,7 @@ class ClipFrames:
 def _flow_image(clip: ClipFrames, onset: int, apex: int, params: Params) -> np.ndarray:
     """The rendered onset -> apex flow at ``params.size``, head motion removed."""
     first, second = clip.grey(onset, params.flow_size), clip.grey(apex, params.flow_size)
-    motion = flowlib.compensate(flowlib.compute_flow(first, second, params.flow), params.reference)
-    picture = flowlib.render(motion, first if params.overlay else None)
+    picture = flowlib.flow_picture(first, second, params.flow, params.reference, params.overlay)
     return crop_and_resize(picture, None, params.size)
 
 
@@ -343,6 +342,11 @@ def _parser():
         "--window-seconds", type=float, help="long: ask localisation questions per window"
     )
     parser.add_argument("--stride-seconds", type=float, help="long: seconds between windows")
+    parser.add_argument(
+        "--window-input",
+        default="frames",
+        help="long: a window's frames (the default) or flow: one flow image, first frame -> peak",
+    )
     parser.add_argument("--out", type=Path, required=True, help="output folder for inputs.jsonl")
     parser.add_argument(
         "--num-frames", type=int, default=8, help="video frames per clip, video or window (even)"

@@ -13,7 +13,10 @@ With ``--window-seconds W --stride-seconds S`` the localisation questions are as
 window of W seconds (starting every S seconds, the last one ending on the last frame), each
 with its own frames and its ``frame_offset``: the window's answer counts frames from 1 at the
 window's first frame, and :func:`vqa.lvqa.merge_windows` maps the answers back to the video
-and joins them before scoring. Every other question sees the whole video.
+and joins them before scoring. With ``--window-input flow`` a window is shown as one optical-flow
+image instead of its frames: from its first frame to the frame of the window that differs most
+from it (the window's onset -> peak, as the short clips' onset -> apex flow). Every other
+question sees the whole video.
 
 Every sample records its frames' numbers and times and the effective rate of its frames
 (``sample_fps``), which the model's time encoding is given. Only the sampled frames (at the
@@ -33,6 +36,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from data_builders import flow as flowlib
 from data_builders.facecrop import Box, crop_and_resize, crop_box, parse_face_crop
 from data_builders.frames import files_digest, frame_files, frame_size, read_frame, reduction
 from data_builders.sampling import check_num_frames, motion_score, timing, video_frames
@@ -44,6 +48,7 @@ from vqa.question_types import question_type
 from vqa.records import OFFSET_KEY, VISUAL_KEYS, WINDOW_KEY, parse_video_id
 
 SAMPLERS = ("motion", "uniform")
+WINDOW_INPUTS = ("frames", "flow")  # what a localisation window shows the model
 CACHE_VERSION = 1
 MOTION_STEP_SECONDS = 0.04  # the motion grid: a frame every 40 ms (8 at 200 fps, 1 at 30 fps)
 MOTION_SIZE = 64  # pixels on the long side of the face in the motion grid
@@ -61,6 +66,7 @@ class LongParams:
     window_seconds: float | None = None
     stride_seconds: float | None = None
     face_crop: str | tuple = "auto"
+    window_input: str = "frames"
 
 
 @dataclass
@@ -183,12 +189,27 @@ class VideoFrames:
         image = read_frame(self.frames[number], reduce=self.colour_reduce)
         return crop_and_resize(image, self.box, self.size, self.colour_reduce)
 
+    def grey(self, number: int) -> np.ndarray:
+        image = read_frame(self.frames[number], grey=True, reduce=self.colour_reduce)
+        return crop_and_resize(image, self.box, self.size, self.colour_reduce)
+
+    def flow(self, first: int, second: int) -> np.ndarray:
+        """The flow from frame ``first`` to ``second`` at the output size, head motion removed."""
+        return flowlib.head_free_flow(self.grey(first), self.grey(second))
+
 
 def choose(numbers, params: LongParams, fps: float, motion) -> list[int]:
     """The sample's frames by the chosen sampler (``motion``: the grid and its curve)."""
     if params.sampler == "uniform":
         return sorted(set(video_frames(numbers, numbers[0], numbers[-1], params.num_frames)))
     return motion_frames(numbers, *motion, params.num_frames, fps)
+
+
+def window_peak(numbers: list[int], video: VideoFrames, fps: float) -> int:
+    """The frame of a window's motion grid that differs most from the window's first frame."""
+    grid = motion_grid(numbers, fps)
+    start = video.small(grid[0])
+    return max(grid[1:], key=lambda k: motion_score(start, video.small(k)))
 
 
 def plan_video(frames: dict[int, Path], video: VideoFrames, params: LongParams, fps: float):
@@ -203,8 +224,13 @@ def plan_video(frames: dict[int, Path], video: VideoFrames, params: LongParams, 
     spans = []
     if params.window_seconds:
         spans = windows(numbers, fps, params.window_seconds, params.stride_seconds)
-    cut = [(span, choose([k for k in numbers if span[0] <= k <= span[1]], params, fps, motion))
-           for span in spans]  # fmt: skip
+    cut = []
+    for span in spans:
+        inside = [k for k in numbers if span[0] <= k <= span[1]]
+        if params.window_input == "flow":
+            cut.append((span, [inside[0], window_peak(inside, video, fps)]))
+        else:
+            cut.append((span, choose(inside, params, fps, motion)))
     return whole, cut
 
 
@@ -221,16 +247,23 @@ def build_video(job: VideoJob, params: LongParams, out_dir: Path) -> dict:
     video = VideoFrames(frames, box, params.size)
     whole, cut = plan_video(frames, video, params, job.fps)
     folder.parent.mkdir(parents=True, exist_ok=True)
+    flow = params.window_input == "flow"
     with atomic_folder(folder, overwrite=True) as tmp:
-        for number in sorted({*whole, *(k for _, chosen in cut for k in chosen)}):
+        shown = {*whole, *(() if flow else (k for _, chosen in cut for k in chosen))}
+        for number in sorted(shown):
             _write(tmp / f"frame_{number}.jpg", video.picture(number))
+        samples = [{WINDOW_KEY: list(s), **timing(chosen, first, job.fps)} for s, chosen in cut]
+        if flow:  # one brightness scale per video: a still window stays dark
+            flows = [video.flow(*chosen) for _, chosen in cut]
+            scale = flowlib.robust_scale(np.concatenate(flows))
+            for sample, motion in zip(samples, flows, strict=True):
+                sample["images"] = ["flow_{}-{}.png".format(*sample["frame_numbers"])]
+                _write(tmp / sample["images"][0], flowlib.render(motion, scale=scale))
         record = {
             "folder": folder.name,
             "face_box": box,
             "video": timing(whole, first, job.fps),
-            "windows": [
-                {WINDOW_KEY: list(span), **timing(chosen, first, job.fps)} for span, chosen in cut
-            ],
+            "windows": samples,
         }
         (tmp / "record.json").write_text(json.dumps(record), encoding="utf-8")
     return {**record, "cached": False}
@@ -291,7 +324,11 @@ def video_jobs(rows: list[tuple[Path, int, dict]], videos_files: list[Path], fra
 def sample_keys(prefix: str, sample: dict) -> dict:
     """An input row's visual keys for one sample of the video's record."""
     keys = {k: v for k, v in sample.items() if k in VISUAL_KEYS}
-    keys["frames"] = [f"{prefix}frame_{k}.jpg" for k in sample["frame_numbers"]]
+    if "images" in sample:  # a flow window: the image only, its two frames recorded
+        keys["images"] = [prefix + name for name in sample["images"]]
+        keys["flow_legend"] = flowlib.legend_sentence()
+    else:
+        keys["frames"] = [f"{prefix}frame_{k}.jpg" for k in sample["frame_numbers"]]
     if WINDOW_KEY in sample:
         keys[OFFSET_KEY] = sample[WINDOW_KEY][0] - 1
     return keys
@@ -320,9 +357,17 @@ def params_from(args) -> LongParams:
     if args.sampler not in SAMPLERS:
         raise UserError(f"unknown sampler {args.sampler!r}", fix=f"use {', '.join(SAMPLERS)}")
     check_num_frames(args.num_frames)
+    if args.window_input not in WINDOW_INPUTS:
+        raise UserError(
+            f"unknown window input {args.window_input!r}", fix=f"use {', '.join(WINDOW_INPUTS)}"
+        )
     if (args.window_seconds is None) != (args.stride_seconds is None):
         raise UserError(
             "--window-seconds and --stride-seconds go together", fix="give both or neither"
+        )
+    if args.window_input != "frames" and args.window_seconds is None:
+        raise UserError(
+            f"--window-input {args.window_input} needs windows", fix="give --window-seconds too"
         )
     if args.window_seconds is not None and not 0 < args.stride_seconds <= args.window_seconds:
         raise UserError(
@@ -337,6 +382,7 @@ def params_from(args) -> LongParams:
         args.window_seconds,
         args.stride_seconds,
         parse_face_crop(args.face_crop),
+        args.window_input,
     )
 
 

@@ -171,3 +171,29 @@ def test_long_inputs_refuse_bad_windows(long_db, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--stride-seconds 3.0 does not fit" in err[0]
     assert not (tmp_path / "inputs.jsonl").exists()
+
+
+def test_flow_windows_show_one_flow_image_from_the_first_frame_to_the_peak(long_db, tmp_path):
+    videos = long_db / "conv" / "casme_sq" / "videos.jsonl"
+    argv = ["build-inputs", "--mode", "long", "--num-frames", "4", "--size", "64"]
+    argv += ["--window-seconds", "1", "--stride-seconds", "1", "--window-input", "flow"]
+    argv += ["--videos", str(videos), "--qa", str(long_db / "conv" / "casme_sq" / "lvqa.jsonl")]
+    assert cli([*argv, "--out", str(tmp_path)]) == 0
+    rows = read_jsonl(tmp_path / "inputs.jsonl")
+    spans = [r for r in rows if "window" in r]
+    assert spans and all("frames" in r and "images" not in r for r in rows if "window" not in r)
+    for row in spans:
+        first, last = row["window"]
+        assert "frames" not in row and len(row["images"]) == 1 and row["flow_legend"]
+        start, peak = row["frame_numbers"]
+        assert start == first < peak <= last and row["frame_offset"] == first - 1
+        picture = cv2.imread(str(tmp_path / row["images"][0]))
+        assert picture.shape[2] == 3 and max(picture.shape[:2]) == 64
+    # one brightness scale per video: windows differ in how much they move
+    means = [cv2.imread(str(tmp_path / r["images"][0])).mean() for r in spans]
+    assert max(means) > 2 * min(means)
+    bad = [a if a != "flow" else "optical" for a in argv]
+    assert cli([*bad, "--out", str(tmp_path / "bad")]) == 2
+    no_windows = [a for a in argv if a not in ("--window-seconds", "--stride-seconds", "1")]
+    assert cli([*no_windows, "--out", str(tmp_path / "bad")]) == 2
+    assert not (tmp_path / "bad" / "inputs.jsonl").exists()

@@ -67,7 +67,8 @@ class Size:
 @dataclass(frozen=True)
 class LongSize:
     """How big the miniature long-video study is: subjects, videos of ``seconds`` each per
-    subject, frames per sample at ``size`` pixels, localisation windows, epochs."""
+    subject, frames per sample at ``size`` pixels, localisation windows and what each shows
+    (``window_input``: its frames, or one flow image), epochs."""
 
     subjects: int
     videos: int
@@ -76,6 +77,7 @@ class LongSize:
     size: int
     window_seconds: float
     stride_seconds: float
+    window_input: str
     epochs: int
 
 
@@ -83,11 +85,11 @@ FULL = Size(subjects=5, clips=8, frames=10, epochs=10)
 QUICK = Size(subjects=3, clips=4, frames=10, epochs=2)
 LONG_FULL = LongSize(
     subjects=4, videos=2, seconds=3.6, num_frames=4, size=64, window_seconds=0.5,
-    stride_seconds=0.5, epochs=8,
+    stride_seconds=0.5, window_input="flow", epochs=20,
 )  # fmt: skip
 LONG_QUICK = LongSize(
     subjects=2, videos=1, seconds=3.6, num_frames=4, size=64, window_seconds=1.0,
-    stride_seconds=1.0, epochs=1,
+    stride_seconds=1.0, window_input="flow", epochs=1,
 )  # fmt: skip
 
 
@@ -191,7 +193,8 @@ def _long_data_steps(root: Path, size: LongSize) -> list[Step]:
             *(str(convert / db / "lvqa.jsonl") for db in LONG_LAYOUT),
             "--num-frames", str(size.num_frames), "--size", str(size.size),
             "--window-seconds", str(size.window_seconds), "--stride-seconds",
-            str(size.stride_seconds), "--out", str(inputs))  # fmt: skip
+            str(size.stride_seconds), "--window-input", size.window_input,
+            "--out", str(inputs))  # fmt: skip
     steps.append(Step(argv, inputs / "inputs.jsonl"))
     return steps
 
