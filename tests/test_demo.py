@@ -50,3 +50,28 @@ def test_a_rerun_continues_instead_of_starting_over(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.count("[done] me-vqa") == 2 and "$ me-vqa" not in out
     assert first_steps[0].done.stat().st_mtime_ns == stamp
+
+
+def test_the_short_study_runs_end_to_end_through_the_command_line(tmp_path):
+    """The README's study sequence (synth, convert, split, build-inputs, tiny-model, infer,
+    finetune, infer, score), as `make demo --quick` runs it, for the flow input."""
+    from vqa import report
+    from vqa.demo import run
+    from vqa.jsonl import read_jsonl
+
+    other_inputs = {"video", "oao"}
+    steps = [
+        s
+        for s in plan(tmp_path, quick=True, part="short")
+        if not other_inputs & {s.done.stem.split("-")[0], s.done.parent.name.split("-")[0]}
+    ]
+    assert [s.argv[0] for s in steps if s.argv[0] in ("infer", "finetune", "score")] == [
+        "infer", "finetune", "infer", "score", "score"
+    ]  # fmt: skip
+    for step in steps:
+        run(step)
+    answered = read_jsonl(tmp_path / "8-answers-ft" / "flow.jsonl")
+    assert answered and all(isinstance(r["answer"], str) for r in answered)
+    for setting in ("zs", "ft"):
+        metrics = report.load_metrics(tmp_path / "9-score" / f"flow-{setting}")
+        assert metrics["overall"]["coarse"]["n"] > 0 and not metrics["missing"]
