@@ -75,3 +75,25 @@ def files_digest(h, frames: dict[int, Path]) -> str:
         stat = path.stat()
         h.update(f"{number}:{path.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
     return h.hexdigest()[:16]
+
+
+def folder_frames(
+    label: str, folder: Path, listing: str, minimum: int, *, file: Path, row: int
+) -> dict[int, Path]:
+    """The frame files of a clip's or video's folder named by ``file:row`` (a ``listing`` such
+    as clips.jsonl); a missing folder or fewer than ``minimum`` frames is a UserError."""
+    if not folder.is_dir():
+        raise UserError(
+            f"{label}: frame folder {folder} does not exist",
+            file=file,
+            row=row,
+            fix=f"check --frames-root or the frames_root/frames_dir of {listing}",
+        )
+    frames = frame_files(folder)
+    if len(frames) < minimum:
+        raise UserError(
+            f"{label}: {len(frames) or 'no'} frame images in {folder}, {minimum} needed",
+            file=file,
+            row=row,
+        )
+    return frames

@@ -26,7 +26,7 @@ from data_builders import flow as flowlib
 from data_builders.facecrop import Box, crop_and_resize, crop_box, parse_face_crop
 from data_builders.frames import (
     files_digest,
-    frame_files,
+    folder_frames,
     frame_size,
     nearest_frame,
     read_frame,
@@ -99,18 +99,9 @@ def _check_frame(job: ClipJob, frames: dict[int, Path], number: int) -> None:
 
 def list_frames(job: ClipJob) -> dict[int, Path]:
     """The clip's frame files, checking that the folder and its annotated frames exist."""
-    if not job.folder.is_dir():
-        raise UserError(
-            f"clip {job.name}: frame folder {job.folder} does not exist",
-            file=job.file,
-            row=job.row,
-            fix="check --frames-root or the frames_root/frames_dir of clips.jsonl",
-        )
-    frames = frame_files(job.folder)
-    if not frames:
-        raise UserError(
-            f"clip {job.name}: no frame images in {job.folder}", file=job.file, row=job.row
-        )
+    frames = folder_frames(
+        f"clip {job.name}", job.folder, "clips.jsonl", 1, file=job.file, row=job.row
+    )
     for number in (job.onset, job.apex, job.offset):
         if number is not None:
             _check_frame(job, frames, number)

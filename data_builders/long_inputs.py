@@ -38,7 +38,13 @@ from tqdm import tqdm
 
 from data_builders import flow as flowlib
 from data_builders.facecrop import Box, crop_and_resize, crop_box, parse_face_crop
-from data_builders.frames import files_digest, frame_files, frame_size, read_frame, reduction
+from data_builders.frames import (
+    files_digest,
+    folder_frames,
+    frame_size,
+    read_frame,
+    reduction,
+)
 from data_builders.sampling import check_num_frames, motion_score, timing, video_frames
 from vqa import lvqa
 from vqa.databases import DATABASES
@@ -148,21 +154,10 @@ def windows(numbers: list[int], fps: float, seconds: float, stride: float) -> li
 
 
 def list_video(job: VideoJob) -> dict[int, Path]:
-    if not job.folder.is_dir():
-        raise UserError(
-            f"video {job.name}: frame folder {job.folder} does not exist",
-            file=job.file,
-            row=job.row,
-            fix="check --frames-root or the frames_root/frames_dir of videos.jsonl",
-        )
-    frames = frame_files(job.folder)
-    if len(frames) < 2:
-        raise UserError(
-            f"video {job.name}: fewer than two frame images in {job.folder}",
-            file=job.file,
-            row=job.row,
-        )
-    return frames
+    """The video's frame files (at least two), checking that its folder exists."""
+    return folder_frames(
+        f"video {job.name}", job.folder, "videos.jsonl", 2, file=job.file, row=job.row
+    )
 
 
 def cache_key(job: VideoJob, frames: dict[int, Path], params: LongParams) -> str:
