@@ -26,7 +26,6 @@ from vqa.args import Arguments, parse_args
 from vqa.errors import UserError
 from vqa.folds import holdout_subjects, split_rows, subject_of
 from vqa.jsonl import atomic_path, read_jsonl, write_jsonl, write_text_atomic
-from vqa.lvqa import merge_windows
 from vqa.prompts import PROMPT_STYLES
 from vqa.question_types import names, question_type
 from vqa.records import BASE_KEY, check_row, qa_part, visual_files
@@ -128,11 +127,10 @@ def answer_rows(model, processor, rows: list[dict], style: str, batch_size: int)
     With several processes each answers its share and every process gets all answers.
     """
     from vqa import answering
+    from vqa.infer import answer_file_rows
 
     answers = answering.answer_rows(model, processor, rows, style=style, batch_size=batch_size)
-    # a spotting question's windows: one answer
-    rows, answers = merge_windows(rows, [answers[i] for i in range(len(rows))])
-    return [{**qa_part(r), "answer": a} for r, a in zip(rows, answers, strict=True)]
+    return answer_file_rows(rows, [answers[i] for i in range(len(rows))], consistency=False)
 
 
 FLAT_METRICS = {  # name in run.json / eval logs -> path in the scorer's metrics
@@ -147,10 +145,10 @@ FLAT_METRICS = {  # name in run.json / eval logs -> path in the scorer's metrics
 def score(predictions: list[dict], truth: list[dict]) -> dict[str, float]:
     """Flat metrics from the package's scorer: coarse/fine UF1 and UAR, and for long videos
     the total count MAE, F1_AU, type UF1 and spotting F1 (missing ones skipped)."""
+    from vqa.infer import answer_file_rows
     from vqa.score import score_rows
 
-    truth, answers = merge_windows(truth, [r["answer"] for r in truth])
-    truth = [{**qa_part(r), "answer": a} for r, a in zip(truth, answers, strict=True)]
+    truth = answer_file_rows(truth, [r["answer"] for r in truth], consistency=False)
     metrics = score_rows(predictions, truth)["overall"]
     flat = {}
     for name, path in FLAT_METRICS.items():
