@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -97,3 +98,13 @@ def folder_frames(
             row=row,
         )
     return frames
+
+
+def cached(parent: Path, name: str, key: str) -> tuple[Path, dict | None]:
+    """The cache folder of one clip or video built with ``key``, and its record (marked
+    ``cached``) when it was built already, else None."""
+    folder = parent / f"{re.sub(r'[^A-Za-z0-9._-]+', '_', name)}-{key}"
+    record = folder / "record.json"
+    if not record.is_file():
+        return folder, None
+    return folder, {**json.loads(record.read_text("utf-8")), "cached": True}

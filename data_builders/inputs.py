@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 from dataclasses import asdict, dataclass
 from multiprocessing import Pool
 from pathlib import Path
@@ -25,6 +24,7 @@ from tqdm import tqdm
 from data_builders import flow as flowlib
 from data_builders.facecrop import Box, crop_and_resize, crop_box, parse_face_crop
 from data_builders.frames import (
+    cached,
     files_digest,
     folder_frames,
     frame_size,
@@ -181,10 +181,9 @@ def build_clip(job: ClipJob, params: Params, out_dir: Path) -> dict:
     """Build (or find in the cache) one clip's images; returns its record."""
     frames = list_frames(job)
     key = cache_key(job, frames, params)
-    folder = out_dir / "clips" / f"{re.sub(r'[^A-Za-z0-9._-]+', '_', job.name)}-{key}"
-    record_file = folder / "record.json"
-    if record_file.is_file():
-        return {**json.loads(record_file.read_text("utf-8")), "cached": True}
+    folder, record = cached(out_dir / "clips", job.name, key)
+    if record:
+        return record
     onset, offset = _span(job, list(frames))
     numbers = [n for n in frames if onset <= n <= offset]
     apex = job.apex

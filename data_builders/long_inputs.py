@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -39,6 +38,7 @@ from tqdm import tqdm
 from data_builders import flow as flowlib
 from data_builders.facecrop import Box, crop_and_resize, crop_box, parse_face_crop
 from data_builders.frames import (
+    cached,
     files_digest,
     folder_frames,
     frame_size,
@@ -233,10 +233,9 @@ def build_video(job: VideoJob, params: LongParams, out_dir: Path) -> dict:
     """Build (or find in the cache) one long video's samples; returns its record."""
     frames = list_video(job)
     key = cache_key(job, frames, params)
-    folder = out_dir / "videos" / f"{re.sub(r'[^A-Za-z0-9._-]+', '_', job.name)}-{key}"
-    record_file = folder / "record.json"
-    if record_file.is_file():
-        return {**json.loads(record_file.read_text("utf-8")), "cached": True}
+    folder, record = cached(out_dir / "videos", job.name, key)
+    if record:
+        return record
     first = next(iter(frames))
     box = crop_box(params.face_crop, frames[first])
     video = VideoFrames(frames, box, params.size)

@@ -444,16 +444,8 @@ def main(argv: list[str]) -> int:
         return _main_long(args)
     databases = args.databases or ",".join(DATABASES)
     args.frames = args.frames or 20
-    for name in (d.strip() for d in databases.split(",") if d.strip()):
-        db = synthesize(
-            name,
-            args.out,
-            subjects=args.subjects,
-            clips_per_subject=args.clips,
-            frames=args.frames,
-            size=args.size,
-            seed=args.seed,
-        )
+    for name in _names(databases):
+        db = synthesize(name, args.out, clips_per_subject=args.clips, **_sizes(args))
         labels = f"labels {db.labels}  " if db.labels else ""
         print(f"{name}: {len(db.clips)} clips  {labels}frames {db.frames}")
     for test_file in args.test_file:
@@ -462,6 +454,15 @@ def main(argv: list[str]) -> int:
         )
         print(f"test videos of {test_file}: {folder}")
     return 0
+
+
+def _names(databases: str) -> list[str]:
+    return [d.strip() for d in databases.split(",") if d.strip()]
+
+
+def _sizes(args) -> dict:
+    """The size options ``synthesize`` and ``synthesize_long`` share."""
+    return {"subjects": args.subjects, "frames": args.frames, "size": args.size, "seed": args.seed}
 
 
 def _main_long(args) -> int:
@@ -478,16 +479,8 @@ def _main_long(args) -> int:
             test_file, args.out / "test", frames=args.frames, size=args.size, seed=args.seed
         )
         print(f"long test videos of {test_file}: {folder}")
-    for name in (d.strip() for d in databases.split(",") if d.strip()):
-        db = synthesize_long(
-            name,
-            args.out,
-            subjects=args.subjects,
-            videos_per_subject=args.clips,
-            frames=args.frames,
-            size=args.size,
-            seed=args.seed,
-        )
+    for name in _names(databases):
+        db = synthesize_long(name, args.out, videos_per_subject=args.clips, **_sizes(args))
         events = sum(len(v.events) for v in db.videos)
         print(
             f"{name}: {len(db.videos)} videos, {events} events  labels {db.labels}  "

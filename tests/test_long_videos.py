@@ -185,14 +185,7 @@ def test_synthetic_long_videos_convert_and_score_perfectly(synthetic, tmp_path, 
         assert lv["au_inventory"]["f1"] == 1 and lv["event_type"]["uf1"] == 1
         assert block["spotting"]["f1"] == 1 and block["spotting"]["fn"] == 0
     assert "## ME-LVQA (long videos)" in (tmp_path / "s/report.md").read_text()
-    assert list(metrics["overall"]["spotting"])[:6] == [
-        "tp",
-        "fp",
-        "fn",
-        "precision",
-        "recall",
-        "f1",
-    ]
+    assert list(metrics["overall"]["spotting"])[:6] == "tp fp fn precision recall f1".split()
     intervals = tmp_path / "intervals.jsonl"
     intervals.write_text("".join((tmp_path / n / "intervals.jsonl").read_text() for n in dbs))
     assert main(["score-spotting", "--pred", str(intervals), "--gt", str(intervals)]) == 0
