@@ -27,7 +27,6 @@ testing when its :func:`vqa.folds.subject_of` is in ``test`` (for training when 
 from __future__ import annotations
 
 import json
-import re
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -36,15 +35,10 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from vqa.cli import command_parser
 from vqa.errors import UserError
-from vqa.folds import subject_of
+from vqa.folds import natural_key, subject_of
 from vqa.jsonl import read_jsonl, write_text_atomic
 
 PROTOCOLS = ("loso", "kfold")
-
-
-def natural_key(text: str) -> list:
-    """Sort key putting ``sub2`` before ``sub10``."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 
 
 def read_clips(paths: list[Path]) -> list[tuple[str, str]]:

@@ -50,6 +50,19 @@ def check_independent(plan: dict) -> None:
     assert sorted(tested) == sorted(everyone)  # each subject tested exactly once
 
 
+def test_crossval_and_split_make_the_same_loso_folds(tmp_path, clips):
+    """``crossval --protocol loso`` folds are split's LOSO folds, in the same natural order
+    (samm/2 before samm/10)."""
+    from vqa.crossval import fold_plan
+
+    more = tmp_path / "samm10.jsonl"
+    write_jsonl(more, [{"dataset": "samm", "subject": "10", "image_id": "10_1"}])
+    plan = run_split(tmp_path, [*clips, more], "--protocol", "loso")
+    rows = [row for path in (*clips, more) for row in map(json.loads, path.read_text().splitlines())]
+    assert fold_plan(rows, "loso", None) == [f["test"] for f in plan["folds"]]
+    assert plan["folds"][-2]["test"] == ["samm/10"]  # after samm/5, before smic/1
+
+
 def test_loso(tmp_path, clips, capsys):
     plan = run_split(tmp_path, clips, "--protocol", "loso")
     check_independent(plan)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from vqa.args import Arguments, parse_args, with_overrides
 from vqa.errors import UserError
-from vqa.folds import read_folds, subject_of
+from vqa.folds import natural_key, read_folds, subject_of
 from vqa.jsonl import read_jsonl, write_text_atomic
 from vqa.model import run_record
 
@@ -36,7 +36,7 @@ def fold_plan(rows: list[dict], protocol: str, folds_file: str | None) -> list[l
             f"protocol {protocol!r} needs --folds",
             fix="write folds with me-vqa split --protocol kfold",
         )
-    return [[s] for s in sorted({subject_of(r) for r in rows})]
+    return [[s] for s in sorted({subject_of(r) for r in rows}, key=natural_key)]
 
 
 def fold_args(args: Arguments, index: int, subjects: list[str]) -> Arguments:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 from vqa.errors import UserError
@@ -17,6 +18,11 @@ from vqa.errors import UserError
 
 def subject_of(row: dict) -> str:
     return f"{row.get('dataset')}/{row.get('subject')}"
+
+
+def natural_key(text: str) -> list:
+    """Sort key putting ``sub2`` before ``sub10``: the order of subjects in every fold plan."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 
 
 def read_folds(path: str | Path) -> list[list[str]]:
