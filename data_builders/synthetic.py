@@ -20,10 +20,12 @@ from tqdm import tqdm
 from data_builders.au import parse_aus
 from data_builders.face import FaceShape, Pose, render
 from vqa.cli import command_parser
+from vqa.databases import DATABASES as KNOWN
 from vqa.errors import UserError
 from vqa.jsonl import atomic_folder, read_jsonl
 
-DATABASES = ("casme2", "samm", "smic", "casme3")
+# the clip databases synth renders, in the table's order (each one's random stream)
+DATABASES = tuple(name for name, db in KNOWN.items() if db.synth_frames and not db.long)
 
 # Emotion -> AU strings (CASME II notation) that show it; clips cycle through the variants.
 EMOTION_AUS = {
@@ -164,12 +166,6 @@ def _clip_layout(database: str, root: Path, subject: int, k: int, emotion: str, 
 
 def _subject_number(database: str, index: int) -> int:
     return index + (6 if database == "samm" else 1)
-
-
-def _frames_root_name(database: str) -> str:
-    return {"casme2": "CASME2_RAW_selected", "samm": "SAMM", "smic": "HS", "casme3": "part_A"}[
-        database
-    ]
 
 
 def _plan_clip(
@@ -343,13 +339,6 @@ def write_sheet(database: str, clips: list[SynthClip], path: Path) -> None:
     book.save(path)
 
 
-SHEET_NAMES = {
-    "casme2": "CASME2-coding-synthetic.xlsx",
-    "samm": "SAMM_Micro_FACS_Codes_synthetic.xlsx",
-    "casme3": "cas(me)3_part_A_ME_label_synthetic.xlsx",
-}
-
-
 def synthesize(
     database: str,
     out_dir: str | Path,
@@ -371,9 +360,10 @@ def synthesize(
     rng = np.random.default_rng([seed, DATABASES.index(database)])
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_folder(target, overwrite=True) as build:
-        root = build / _frames_root_name(database)
+        layout = KNOWN[database]
+        root = build / layout.synth_frames
         clips = _render_database(database, root, subjects, clips_per_subject, frames, size, rng)
-        labels = build / SHEET_NAMES[database] if database in SHEET_NAMES else None
+        labels = build / layout.synth_sheet if layout.synth_sheet else None
         if labels:
             write_sheet(database, clips, labels)
     moved = [

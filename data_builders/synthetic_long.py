@@ -35,12 +35,7 @@ from vqa.jsonl import atomic_folder, read_jsonl
 from vqa.records import parse_video_id
 from vqa.taxonomy import FINE_TO_COARSE, OTHERS
 
-LONG_DATABASES = ("samm_lv", "casme_sq")
-SHEET_NAMES = {
-    "samm_lv": "SAMM_LongVideos_synthetic.xlsx",
-    "casme_sq": "CAS(ME)^2code_synthetic.xlsx",
-}
-FRAMES_ROOTS = {"samm_lv": "SAMM_longvideos", "casme_sq": "rawpic"}
+LONG_DATABASES = tuple(name for name, db in DATABASES.items() if db.long and db.synth_frames)
 # Seconds: (shortest, longest) offset - onset of each type, and of the gaps between events.
 DURATIONS = {"micro": (0.15, 0.5), "macro": (0.6, 1.2), "gap": (0.3, 0.6)}
 BLINK_SECONDS = 0.12
@@ -287,7 +282,7 @@ def synthesize_long(
     videos: list[SynthVideo] = []
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_folder(out_dir / database, overwrite=True) as build:
-        root = build / FRAMES_ROOTS[database]
+        root = build / DATABASES[database].synth_frames
         progress = tqdm(total=subjects * videos_per_subject, desc=f"synth {database}", unit="video")
         for s in range(subjects):
             subject = s + (6 if database == "samm_lv" else 15)
@@ -306,10 +301,13 @@ def synthesize_long(
                 progress.update()
         progress.close()
         _mark_unannotated(database, videos)
-        write_sheet(database, videos, build / SHEET_NAMES[database], rng)
+        write_sheet(database, videos, build / DATABASES[database].synth_sheet, rng)
     target = out_dir / database
     return SynthLongDatabase(
-        database, target / SHEET_NAMES[database], target / FRAMES_ROOTS[database], videos
+        database,
+        target / DATABASES[database].synth_sheet,
+        target / DATABASES[database].synth_frames,
+        videos,
     )
 
 

@@ -1,8 +1,6 @@
 from pathlib import Path
 
-from data_builders import synthetic_long
-from data_builders.synthetic import SHEET_NAMES
-from vqa.demo import LONG_LAYOUT, SYNTH_LAYOUT, plan
+from vqa.demo import plan
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
 
@@ -10,13 +8,6 @@ README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding=
 def test_readme_lists_the_demos_commands():
     for step in plan(Path("runs/demo")):
         assert step.shell() in README, step.shell()
-
-
-def test_demo_knows_where_synth_writes_the_sheets():
-    for db, (sheet, _) in SYNTH_LAYOUT.items():
-        assert sheet == SHEET_NAMES.get(db)
-    for db, layout in LONG_LAYOUT.items():
-        assert layout == (synthetic_long.SHEET_NAMES[db], synthetic_long.FRAMES_ROOTS[db])
 
 
 def test_every_step_has_its_own_folder():

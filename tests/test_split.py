@@ -58,7 +58,7 @@ def test_crossval_and_split_make_the_same_loso_folds(tmp_path, clips):
     more = tmp_path / "samm10.jsonl"
     write_jsonl(more, [{"dataset": "samm", "subject": "10", "image_id": "10_1"}])
     plan = run_split(tmp_path, [*clips, more], "--protocol", "loso")
-    rows = [row for path in (*clips, more) for row in map(json.loads, path.read_text().splitlines())]
+    rows = [json.loads(line) for path in (*clips, more) for line in path.read_text().splitlines()]
     assert fold_plan(rows, "loso", None) == [f["test"] for f in plan["folds"]]
     assert plan["folds"][-2]["test"] == ["samm/10"]  # after samm/5, before smic/1
 

@@ -27,17 +27,7 @@ from vqa.jsonl import write_text_atomic
 from vqa.metrics import Table
 
 DATABASES = ("casme2", "samm", "smic")
-# Where ``me-vqa synth`` puts each database's label sheet and frame folders.
-SYNTH_LAYOUT = {
-    "casme2": ("CASME2-coding-synthetic.xlsx", "CASME2_RAW_selected"),
-    "samm": ("SAMM_Micro_FACS_Codes_synthetic.xlsx", "SAMM"),
-    "smic": (None, "HS"),
-}
-# Where ``me-vqa synth --long`` puts them.
-LONG_LAYOUT = {
-    "samm_lv": ("SAMM_LongVideos_synthetic.xlsx", "SAMM_longvideos"),
-    "casme_sq": ("CAS(ME)^2code_synthetic.xlsx", "rawpic"),
-}
+LONG_DATABASES = ("samm_lv", "casme_sq")
 INPUTS = {"video": "Video", "oao": "OAO", "flow": "OF"}
 SETTINGS = {"zs": "ZS", "ft": "FT"}
 PARTS = ("short", "long")
@@ -127,14 +117,14 @@ def _data_steps(out: Path, size: Size) -> list[Step]:
         ),
     ]
     for db in DATABASES:
-        sheet, frames = SYNTH_LAYOUT[db]
-        labels = ("--labels", str(synth / db / sheet)) if sheet else ()
+        sheet, frames = _synth_layout(synth, db)
+        labels = ("--labels", str(sheet)) if sheet else ()
         argv = (
             "convert",
             db,
             *labels,
             "--frames",
-            str(synth / db / frames),
+            str(frames),
             "--out",
             str(convert / db),
             "--analysis",  # ME-VQA-v2's open-ended question (SMIC clips have no fine class)
@@ -168,6 +158,14 @@ def _data_steps(out: Path, size: Size) -> list[Step]:
     return steps
 
 
+def _synth_layout(synth: Path, db: str) -> tuple[Path | None, Path]:
+    """Where ``me-vqa synth --out synth`` writes a database's label sheet (None: it has none)
+    and the folder of its frame folders."""
+    entry = databases.DATABASES[db]
+    sheet = synth / db / entry.synth_sheet if entry.synth_sheet else None
+    return sheet, synth / db / entry.synth_frames
+
+
 def _split_step(root: Path, files: list[str], k: int) -> Step:
     folds = root / "3-split" / "folds.json"
     argv = ("split", "--clips", *files, "--protocol", "kfold", "--k", str(k), "--out", str(folds))
@@ -177,20 +175,21 @@ def _split_step(root: Path, files: list[str], k: int) -> Step:
 def _long_data_steps(root: Path, size: LongSize) -> list[Step]:
     """Synthetic long videos (few events each), converted, split, built into samples."""
     synth, convert, steps = root / "1-synth", root / "2-convert", []
-    for db, (sheet, frames) in LONG_LAYOUT.items():
+    for db in LONG_DATABASES:
+        sheet, frames = _synth_layout(synth, db)
         n_frames = round(size.seconds * databases.DATABASES[db].fps)
         argv = ("synth", "--long", "--out", str(synth), "--databases", db, "--subjects",
                 str(size.subjects), "--clips", str(size.videos), "--frames", str(n_frames),
                 "--size", "64")  # fmt: skip
-        steps.append(Step(argv, synth / db / sheet))
-        argv = ("convert", db, "--labels", str(synth / db / sheet), "--frames",
-                str(synth / db / frames), "--out", str(convert / db))  # fmt: skip
+        steps.append(Step(argv, sheet))
+        argv = ("convert", db, "--labels", str(sheet), "--frames", str(frames), "--out",
+                str(convert / db))  # fmt: skip
         steps.append(Step(argv, convert / db / "lvqa.jsonl"))
-    videos = [str(convert / db / "videos.jsonl") for db in LONG_LAYOUT]
+    videos = [str(convert / db / "videos.jsonl") for db in LONG_DATABASES]
     steps.append(_split_step(root, videos, k=2))
     inputs = root / "4-inputs"
     argv = ("build-inputs", "--mode", "long", "--videos", *videos, "--qa",
-            *(str(convert / db / "lvqa.jsonl") for db in LONG_LAYOUT),
+            *(str(convert / db / "lvqa.jsonl") for db in LONG_DATABASES),
             "--num-frames", str(size.num_frames), "--size", str(size.size),
             "--window-seconds", str(size.window_seconds), "--stride-seconds",
             str(size.stride_seconds), "--window-input", size.window_input,
@@ -276,7 +275,7 @@ def plan(out: Path, quick: bool = False, part: str = "all") -> list[Step]:
             steps += _study_steps(out, model, inputs, qa, mode, size.epochs)
     if "long" in parts:
         root = out / "long"
-        lvqa = [str(root / "2-convert" / db / "lvqa.jsonl") for db in LONG_LAYOUT]
+        lvqa = [str(root / "2-convert" / db / "lvqa.jsonl") for db in LONG_DATABASES]
         steps += _study_steps(
             root, model, root / "4-inputs" / "inputs.jsonl", lvqa, "long", long_size.epochs
         )
