@@ -118,6 +118,30 @@ def test_the_model_is_given_the_true_rate_of_the_sampled_frames(long_db, tmp_pat
     assert inputs["second_per_grid_ts"].tolist() == pytest.approx([patch * spacing], rel=1e-4)
 
 
+def test_qwen3_vl_timestamps_are_the_times_of_the_motion_aware_frames(long_db, tmp_path):
+    """Unevenly spaced frames: each timestamp is the mean time of its pair of frames, from
+    the video's first frame, not an even spacing from 0."""
+    import re
+
+    from vqa import tiny
+    from vqa.model import encode, load_processor
+    from vqa.prompts import build_messages
+
+    argv = ["build-inputs", "--mode", "long", "--num-frames", "8", "--size", "64"]
+    argv += ["--videos", str(long_db / "conv" / "samm_lv" / "videos.jsonl")]
+    argv += ["--qa", str(long_db / "conv" / "samm_lv" / "lvqa.jsonl"), "--out", str(tmp_path)]
+    assert cli(argv) == 0
+    row = read_jsonl(tmp_path / "inputs.jsonl")[0]
+    times = row["frame_times"]
+    gaps = {round(b - a, 4) for a, b in zip(times, times[1:], strict=False)}
+    assert len(gaps) > 1 and times[0] > 0, times  # the motion-aware choice is uneven
+    processor = load_processor(tiny.tiny_model_path(family="qwen3_vl"))
+    inputs = encode(processor, [build_messages(row, tmp_path)], add_generation_prompt=True)
+    text = processor.tokenizer.decode(inputs["input_ids"][0])
+    pairs = [(times[i] + times[i + 1]) / 2 for i in range(0, len(times), 2)]
+    assert re.findall(r"<([\d.]+) seconds>", text) == [f"{t:.1f}" for t in pairs]
+
+
 def test_a_rebuild_decodes_nothing_and_a_killed_build_leaves_no_video(
     long_db, tmp_path, monkeypatch
 ):

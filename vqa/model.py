@@ -232,10 +232,11 @@ def encode(processor, conversations: list[list[dict]], *, add_generation_prompt:
     """Model inputs (``BatchFeature``) for a batch of chat conversations.
 
     Images are file paths, videos lists of frame paths (a video item's ``sample_fps``, the
-    true rate of its frames, times them); padding follows the tokenizer's ``padding_side``
-    (right for training, left for generation).
+    true rate of its frames, times them, and its ``frame_times``, when given, time each frame);
+    padding follows the tokenizer's ``padding_side`` (right for training, left for generation).
     """
     from qwen_vl_utils import process_vision_info
+    from qwen_vl_utils.vision_process import extract_vision_info
 
     texts = [
         render(processor, conversation, add_generation_prompt=add_generation_prompt)
@@ -250,6 +251,9 @@ def encode(processor, conversations: list[list[dict]], *, add_generation_prompt:
     )
     if videos:
         videos, metadata = map(list, zip(*videos, strict=True))
+        items = [item for item in extract_vision_info(with_limits) if "video" in item]
+        for meta, item in zip(metadata, items, strict=True):
+            _stamp_frame_times(meta, item.get("frame_times"))
         video_kwargs.update(video_metadata=metadata, do_sample_frames=False)
     else:
         video_kwargs = {}
@@ -265,6 +269,21 @@ def encode(processor, conversations: list[list[dict]], *, add_generation_prompt:
         do_resize=False,
         **video_kwargs,
     )
+
+
+def _stamp_frame_times(metadata: dict, times: list[float] | None) -> None:
+    """Give a video's frames their recorded times (seconds), where the row has them.
+
+    qwen-vl-utils numbers a list of frames 0, 1, 2, ... at the item's ``sample_fps``, which
+    spaces unevenly chosen frames (a long video's motion-aware choice) evenly and starts them at
+    0. Qwen3-VL's and Qwen3.5's text timestamps are ``frames_indices / fps``, so the indices
+    become ``time x fps``; the rate and the number of frames, which Qwen2.5-VL's time positions
+    read, stay as they are. A frame list padded to an even length repeats its last time."""
+    if not times:
+        return
+    count = len(metadata["frames_indices"])
+    padded = [*times, *[times[-1]] * (count - len(times))]
+    metadata["frames_indices"] = [t * metadata["fps"] for t in padded]
 
 
 def _budgets(max_new_tokens: int | Sequence[int], count: int) -> list[int]:

@@ -62,6 +62,8 @@ def visual_content(row: dict, base_dir: Path, *, file=None, lineno=None) -> list
         video = {"type": "video", "video": frames}
         if row.get("sample_fps"):  # the true rate of the sampled frames (trap 12)
             video["sample_fps"] = row["sample_fps"]
+        if row.get("frame_times"):  # a long video's frames, unevenly spaced: each one's time
+            video["frame_times"] = row["frame_times"]
         items.append(video)
     return items
 
