@@ -10,7 +10,9 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from vqa.databases import DATABASES
 from vqa.errors import UserError
+from vqa.records import parse_video_id
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
 _TRAILING_NUMBER = re.compile(r"(\d+)$")
@@ -108,3 +110,18 @@ def cached(parent: Path, name: str, key: str) -> tuple[Path, dict | None]:
     if not record.is_file():
         return folder, None
     return folder, {**json.loads(record.read_text("utf-8")), "cached": True}
+
+
+def challenge_video(row: dict, frames_root: Path | None, file: Path, lineno: int):
+    """A challenge test row's frame folder, FRAMES_ROOT/<video>, and the frame rate of the
+    database its ``video_id`` names (None when unknown); no --frames-root is an error."""
+    if frames_root is None:
+        raise UserError(
+            "a test row names a video but no --frames-root was given",
+            file=file,
+            row=lineno,
+            fix="pass --frames-root, the folder holding one frame folder per video",
+        )
+    test_id = parse_video_id(str(row.get("video_id", "")))
+    database = DATABASES.get(test_id.dataset) if test_id else None
+    return frames_root / row["video"], database.fps if database else None

@@ -25,6 +25,7 @@ from data_builders import flow as flowlib
 from data_builders.facecrop import Box, crop_and_resize, crop_box, parse_face_crop
 from data_builders.frames import (
     cached,
+    challenge_video,
     files_digest,
     folder_frames,
     frame_size,
@@ -42,10 +43,9 @@ from data_builders.sampling import (
     video_frames,
 )
 from vqa.cli import command_parser
-from vqa.databases import DATABASES
 from vqa.errors import UserError
 from vqa.jsonl import atomic_folder, read_jsonl, write_jsonl
-from vqa.records import VISUAL_KEYS, parse_video_id
+from vqa.records import VISUAL_KEYS
 
 MODES = ("video", "oao", "flow", "video+flow", "oao+flow")
 CACHE_VERSION = 3
@@ -216,13 +216,6 @@ def clip_jobs(clips_files: list[Path], frames_root: Path | None) -> dict[tuple, 
     return jobs
 
 
-def _test_fps(row: dict) -> int | None:
-    """The frame rate of a test row's database (``samm_test_...``: 200), None when unknown."""
-    test_id = parse_video_id(str(row.get("video_id", "")))
-    database = DATABASES.get(test_id.dataset) if test_id else None
-    return database.fps if database else None
-
-
 def join_rows(
     qa_files: list[Path], clips_files: list[Path], frames_root: Path | None
 ) -> list[tuple[dict, ClipJob]]:
@@ -232,26 +225,10 @@ def join_rows(
     numbered = [(f, n, row) for f in qa_files for n, row in enumerate(read_jsonl(f), 1)]
     for qa_file, lineno, row in numbered:
         if "video" in row and "image_id" not in row:
-            if frames_root is None:
-                raise UserError(
-                    "a test row names a video but no --frames-root was given",
-                    file=qa_file,
-                    row=lineno,
-                    fix="pass --frames-root, the folder holding one frame folder per video",
-                )
+            folder, fps = challenge_video(row, frames_root, qa_file, lineno)
             key = ("test", row["video"])
             jobs.setdefault(
-                key,
-                ClipJob(
-                    row["video"],
-                    frames_root / row["video"],
-                    None,
-                    None,
-                    None,
-                    qa_file,
-                    lineno,
-                    fps=_test_fps(row),
-                ),
+                key, ClipJob(row["video"], folder, None, None, None, qa_file, lineno, fps=fps)
             )
         else:
             key = (row.get("dataset"), row.get("image_id"))

@@ -39,6 +39,7 @@ from data_builders import flow as flowlib
 from data_builders.facecrop import Box, crop_and_resize, crop_box, parse_face_crop
 from data_builders.frames import (
     cached,
+    challenge_video,
     files_digest,
     folder_frames,
     frame_size,
@@ -47,7 +48,6 @@ from data_builders.frames import (
 )
 from data_builders.sampling import check_num_frames, motion_score, timing, video_frames
 from vqa import lvqa
-from vqa.databases import DATABASES
 from vqa.errors import UserError
 from vqa.jsonl import atomic_folder, read_jsonl
 from vqa.question_types import question_type
@@ -288,20 +288,11 @@ def video_jobs(rows: list[tuple[Path, int, dict]], videos_files: list[Path], fra
     for file, lineno, row in rows:
         test = parse_video_id(row["video_id"]) if "video_id" in row else None
         if test:
-            if frames_root is None:
-                raise UserError(
-                    "a test row names a video but no --frames-root was given",
-                    file=file,
-                    row=lineno,
-                    fix="pass --frames-root, the folder holding one frame folder per video",
-                )
-            fps = DATABASES[test.dataset].fps if test.dataset in DATABASES else None
+            folder, fps = challenge_video(row, frames_root, file, lineno)
             if fps is None:
                 raise UserError(f"unknown database {test.dataset!r}", file=file, row=lineno)
             key = ("test", row["video"])
-            known.setdefault(
-                key, VideoJob(row["video"], frames_root / row["video"], fps, file, lineno)
-            )
+            known.setdefault(key, VideoJob(row["video"], folder, fps, file, lineno))
         else:
             key = (row.get("dataset"), row.get("video"))
             if key not in known:

@@ -116,3 +116,15 @@ def test_lvqa_test_files_are_answered_into_submissions(workdir):
     ]
     for test_file in TESTS_LVQA:
         assert_submission(submission / test_file.name.replace("_to_answer", "_pred"), test_file)
+
+
+@pytest.mark.parametrize("mode, test_file", [("flow", TESTS_2025[0]), ("long", TESTS_LVQA[0])])
+def test_a_test_file_without_frames_root_is_a_one_line_error(tmp_path, capsys, mode, test_file):
+    from vqa.cli import main
+
+    argv = ["build-inputs", "--qa", str(test_file), "--mode", mode, "--out", str(tmp_path / "in")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {test_file}:1: a test row names a video but no --frames-root")
+    assert "\n" not in err
+    assert not (tmp_path / "in").exists()
