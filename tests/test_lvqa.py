@@ -75,7 +75,16 @@ def test_count_mae_and_rmse():
     assert block["mae"] == pytest.approx(5 / 3)
     assert block["rmse"] == pytest.approx(math.sqrt(13 / 3))
     assert (block["n"], block["unparsed"]) == (3, 1)
-    assert count_metrics([]) == {"mae": None, "rmse": None, "n": 0, "unparsed": 0}
+    assert block["constant_mae"] == pytest.approx(5 / 4)  # "2" (or "3") for every video
+    empty = {"mae": None, "rmse": None, "constant_mae": None, "n": 0, "unparsed": 0}
+    assert count_metrics([]) == empty
+
+
+def test_constant_mae_is_the_lowest_mae_of_any_constant_answer():
+    truths = [0, 1, 1, 4, 7, 7, 9]
+    best = count_metrics([(t, None) for t in truths])["constant_mae"]
+    others = [sum(abs(t - c) for t in truths) / len(truths) for c in range(12)]
+    assert best == pytest.approx(min(others))
 
 
 def test_au_inventory_f1_and_jaccard():
@@ -114,7 +123,13 @@ def test_score_rows_fill_the_lvqa_and_spotting_blocks():
     preds = [{**row, "answer": a} for row, a in zip(truth, answers, strict=True)]
     block = score_rows(preds, truth)["overall"]
     lv = block["lvqa"]
-    assert lv["count"]["total"] == {"mae": 2.0, "rmse": 2.0, "n": 1, "unparsed": 0}
+    assert lv["count"]["total"] == {
+        "mae": 2.0,
+        "rmse": 2.0,
+        "constant_mae": 0.0,
+        "n": 1,
+        "unparsed": 0,
+    }
     assert lv["count"]["micro"]["mae"] == 0 and lv["count"]["macro"]["unparsed"] == 1
     assert lv["au_inventory"]["f1"] == pytest.approx(2 / 3)
     assert lv["au_inventory"]["jaccard"] == pytest.approx(1 / 2)

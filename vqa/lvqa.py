@@ -4,7 +4,8 @@ Question types (registered in :mod:`vqa.question_types`, phrased in ``prompts/lv
 
 - ``lvqa_count_total``, ``lvqa_count_micro``, ``lvqa_count_macro``: a number of events; the
   first number in the answer, in digits or as a word (zero to twenty, "no"/"none" = 0).
-  Scored by MAE and RMSE over the parsed answers; unparsed ones (missing included) apart.
+  Scored by MAE and RMSE over the parsed answers, unparsed ones (missing included) apart,
+  beside the MAE of the best constant answer (the median true count).
 - ``lvqa_au_inventory``: the distinct AUs of the video, FACS names joined by ", ".
   F1_AU = 2|A'^A| / (|A'| + |A|) and Jaccard |A'^A| / |A'vA| per video, then the mean.
 - ``lvqa_event_type``: ``micro-expression`` or ``macro-expression`` for the k-th event
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import math
 import re
+import statistics
 
 from vqa import spotting
 from vqa.consistency import first_by_type
@@ -168,12 +170,17 @@ def _merged(windows: list[tuple[dict, str]]) -> tuple[dict, str]:
 
 
 def count_metrics(pairs: list[tuple[int, int | None]]) -> dict:
-    """MAE and RMSE of the parsed counts; the unparsed ones are counted apart."""
+    """MAE and RMSE of the parsed counts (the unparsed ones counted apart), and the MAE of the
+    best constant answer, the median true count given for every video (``constant_mae``):
+    counts that depend on the video have to beat it."""
     errors = [pred - true for true, pred in pairs if pred is not None]
     mse = mean([e * e for e in errors])
+    truths = [true for true, _ in pairs]
+    median = statistics.median_low(truths) if truths else None
     return {
         "mae": mean([abs(e) for e in errors]),
         "rmse": math.sqrt(mse) if mse is not None else None,
+        "constant_mae": mean([abs(t - median) for t in truths]),
         "n": len(errors),
         "unparsed": len(pairs) - len(errors),
     }
@@ -242,6 +249,7 @@ register_table(
                 for m in ("mae", "rmse")
                 for kind in ("total", "micro", "macro")
             ),
+            ("Total count MAE, best constant", "lvqa.count.total.constant_mae"),
             ("F1_AU", "lvqa.au_inventory.f1"),
             ("AU Jaccard", "lvqa.au_inventory.jaccard"),
             ("Type UF1", "lvqa.event_type.uf1"),
