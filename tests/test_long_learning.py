@@ -27,6 +27,7 @@ def long_study(tmp_path_factory) -> dict:
     study = {s: report.load_metrics(scores / f"long-{s}")["overall"] for s in demo.SETTINGS}
     truth = {r["id"]: r for f in root.glob("long/2-convert/*/lvqa.jsonl") for r in read_jsonl(f)}
     answered = read_jsonl(root / "long" / "8-answers-ft" / "long.jsonl")
+    study["root"] = root
     study["true_totals"] = [
         int(truth[r["id"]]["answer"])
         for r in answered
@@ -54,3 +55,13 @@ def test_fine_tuned_counts_beat_the_best_constant_answer(long_study):
 def test_fine_tuning_raises_spotting_f1_on_held_out_subjects(long_study):
     zs, ft = (long_study[s]["spotting"]["f1"] for s in ("zs", "ft"))
     assert ft > zs, (zs, ft)
+
+
+def test_the_demo_prints_the_scores_and_the_constant_count_baseline(long_study):
+    ft = long_study["ft"]
+    table = demo.long_table(long_study["root"]).splitlines()
+    assert table[-1].startswith("| FT |") and f"{ft['spotting']['f1']:.4f}" in table[-1]
+    reading = demo.long_reading(long_study["root"])
+    total = ft["lvqa"]["count"]["total"]
+    assert f"a MAE of {total['constant_mae']:.2f}:" in reading
+    assert f"to {total['mae']:.2f} and" in reading, reading

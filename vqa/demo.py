@@ -367,7 +367,7 @@ def long_reading(out: Path) -> str:
     return (
         f"- Long videos: fine-tuning {_change('the total count MAE', *count)} and "
         f"{_change('spotting F1 (IoU >= 0.5)', *spot)}. A count MAE is unavailable when no "
-        f"answer gives a number. Answering the median true count for every video (the best "
+        "answer gives a number. Answering the median true count for every video (the best "
         f"constant answer) has a MAE of {_shown(constant)}: counts that depend on the video do "
         "better."
     )
