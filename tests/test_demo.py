@@ -1,8 +1,11 @@
+import subprocess
+import sys
 from pathlib import Path
 
 from vqa.demo import plan
 
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
 def test_readme_lists_the_demos_commands():
@@ -43,26 +46,28 @@ def test_a_rerun_continues_instead_of_starting_over(tmp_path, capsys):
     assert first_steps[0].done.stat().st_mtime_ns == stamp
 
 
-def test_the_short_study_runs_end_to_end_through_the_command_line(tmp_path):
-    """The README's study sequence (synth, convert, split, build-inputs, tiny-model, infer,
-    finetune, infer, score), as `make demo --quick` runs it, for the flow input."""
+def test_the_quick_demo_runs_end_to_end_through_the_command_line(tmp_path):
+    """`me-vqa demo --quick`: every step of both parts (synth, convert, split, build-inputs,
+    tiny-model, infer, finetune, infer, score) run as the README lists them, each in its own
+    process, then the tables printed from what score measured."""
     from vqa import report
-    from vqa.demo import run
+    from vqa.demo import INPUTS, SETTINGS
     from vqa.jsonl import read_jsonl
 
-    other_inputs = {"video", "oao"}
-    steps = [
-        s
-        for s in plan(tmp_path, quick=True, part="short")
-        if not other_inputs & {s.done.stem.split("-")[0], s.done.parent.name.split("-")[0]}
-    ]
-    assert [s.argv[0] for s in steps if s.argv[0] in ("infer", "finetune", "score")] == [
-        "infer", "finetune", "infer", "score", "score"
-    ]  # fmt: skip
-    for step in steps:
-        run(step)
-    answered = read_jsonl(tmp_path / "8-answers-ft" / "flow.jsonl")
-    assert answered and all(isinstance(r["answer"], str) for r in answered)
-    for setting in ("zs", "ft"):
-        metrics = report.load_metrics(tmp_path / "9-score" / f"flow-{setting}")
-        assert metrics["overall"]["coarse"]["n"] > 0 and not metrics["missing"]
+    argv = [sys.executable, "-m", "vqa", "demo", "--quick", "--out", str(tmp_path)]
+    done = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("$ me-vqa ") == len(plan(tmp_path, quick=True))
+    table = (tmp_path / "table.md").read_text(encoding="utf-8")
+    assert table in done.stdout
+    overall = table.split("Overall\n", 1)[1].split("Long videos")[0]
+    for mode, name in INPUTS.items():
+        answered = read_jsonl(tmp_path / "8-answers-ft" / f"{mode}.jsonl")
+        assert answered and all(isinstance(r["answer"], str) for r in answered)
+        for setting, label in SETTINGS.items():
+            metrics = report.load_metrics(tmp_path / "9-score" / f"{mode}-{setting}")
+            assert metrics["overall"]["coarse"]["n"] > 0 and not metrics["missing"]
+            row = f"| {name} | {label} | {report.fmt(metrics['overall']['coarse']['uf1'])} |"
+            assert row in overall, (row, overall)
+    long_ft = report.load_metrics(tmp_path / "long" / "9-score" / "long-ft")["overall"]
+    assert f"| FT | {report.fmt(long_ft['lvqa']['count']['total']['mae'])} |" in table
