@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
+from multiprocessing import Pool
 from pathlib import Path
 
 import cv2
 import numpy as np
 from PIL import Image
+from tqdm import tqdm
 
 from vqa.databases import DATABASES
 from vqa.errors import UserError
@@ -125,3 +128,23 @@ def challenge_video(row: dict, frames_root: Path | None, file: Path, lineno: int
     test_id = parse_video_id(str(row.get("video_id", "")))
     database = DATABASES.get(test_id.dataset) if test_id else None
     return frames_root / row["video"], database.fps if database else None
+
+
+def build_in_parallel(build: Callable, tasks: list[tuple], workers: int, desc: str, unit: str):
+    """``build(*task)`` for every task, in ``workers`` processes when more than one, in order."""
+    with tqdm(total=len(tasks), desc=desc, unit=unit) as bar:
+        if workers > 1 and len(tasks) > 1:
+            with Pool(min(workers, len(tasks))) as pool:
+                for result in pool.imap(_call, [(build, task) for task in tasks]):
+                    bar.update()
+                    yield result
+            return
+        for task in tasks:
+            result = build(*task)
+            bar.update()
+            yield result
+
+
+def _call(job: tuple[Callable, tuple]):
+    build, task = job
+    return build(*task)

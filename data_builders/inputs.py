@@ -14,16 +14,15 @@ import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass
-from multiprocessing import Pool
 from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from data_builders import flow as flowlib
 from data_builders.facecrop import Box, crop_and_resize, crop_box, parse_face_crop
 from data_builders.frames import (
+    build_in_parallel,
     cached,
     challenge_video,
     files_digest,
@@ -243,26 +242,12 @@ def join_rows(
     return joined
 
 
-def _build_one(args: tuple[ClipJob, Params, Path]) -> dict:
-    return build_clip(*args)
-
-
 def build_all(jobs: list[ClipJob], params: Params, out_dir: Path, workers: int) -> dict[str, dict]:
     """Build every clip (in parallel with ``workers`` > 1); returns name -> record."""
     (out_dir / "clips").mkdir(parents=True, exist_ok=True)
     tasks = [(job, params, out_dir) for job in jobs]
-    records = {}
-    with tqdm(total=len(tasks), desc=f"build-inputs {params.mode}", unit="clip") as bar:
-        if workers > 1:
-            with Pool(workers) as pool:
-                for job, record in zip(jobs, pool.imap(_build_one, tasks), strict=True):
-                    records[job.name] = record
-                    bar.update()
-        else:
-            for job, task in zip(jobs, tasks, strict=True):
-                records[job.name] = _build_one(task)
-                bar.update()
-    return records
+    built = build_in_parallel(build_clip, tasks, workers, f"build-inputs {params.mode}", "clip")
+    return {job.name: record for job, record in zip(jobs, built, strict=True)}
 
 
 def input_row(row: dict, record: dict, params: Params) -> dict:

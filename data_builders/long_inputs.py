@@ -38,6 +38,7 @@ from tqdm import tqdm
 from data_builders import flow as flowlib
 from data_builders.facecrop import Box, crop_and_resize, crop_box, parse_face_crop
 from data_builders.frames import (
+    build_in_parallel,
     cached,
     challenge_video,
     files_digest,
@@ -73,6 +74,10 @@ class LongParams:
     stride_seconds: float | None = None
     face_crop: str | tuple = "auto"
     window_input: str = "frames"
+    flow: str = "dis"  # the flow windows: method, working size, head-motion reference, overlay
+    flow_size: int = 256
+    flow_reference: str = "nose"
+    flow_overlay: bool = False
 
 
 @dataclass
@@ -170,11 +175,12 @@ class VideoFrames:
     """Decodes frames of one video cropped to its face box: small grey ones for the motion
     curve, output-size colour ones for the model."""
 
-    def __init__(self, frames: dict[int, Path], box: Box | None, size: int):
+    def __init__(self, frames: dict[int, Path], box: Box | None, params: LongParams):
         long_side = max(box[2:]) if box else max(frame_size(next(iter(frames.values()))))
-        self.frames, self.box, self.size = frames, box, size
-        self.colour_reduce = reduction(long_side, size)
+        self.frames, self.box, self.size, self.params = frames, box, params.size, params
+        self.colour_reduce = reduction(long_side, params.size)
         self.grey_reduce = reduction(long_side, MOTION_SIZE)
+        self.flow_reduce = reduction(long_side, params.flow_size)
 
     def small(self, number: int) -> np.ndarray:
         image = read_frame(self.frames[number], grey=True, reduce=self.grey_reduce)
@@ -185,12 +191,21 @@ class VideoFrames:
         return crop_and_resize(image, self.box, self.size, self.colour_reduce)
 
     def grey(self, number: int) -> np.ndarray:
-        image = read_frame(self.frames[number], grey=True, reduce=self.colour_reduce)
-        return crop_and_resize(image, self.box, self.size, self.colour_reduce)
+        """The frame in grey at the flow's working size."""
+        image = read_frame(self.frames[number], grey=True, reduce=self.flow_reduce)
+        return crop_and_resize(image, self.box, self.params.flow_size, self.flow_reduce)
 
     def flow(self, first: int, second: int) -> np.ndarray:
-        """The flow from frame ``first`` to ``second`` at the output size, head motion removed."""
-        return flowlib.head_free_flow(self.grey(first), self.grey(second))
+        """The flow from frame ``first`` to ``second`` at the working size, head motion removed."""
+        p = self.params
+        return flowlib.head_free_flow(self.grey(first), self.grey(second), p.flow, p.flow_reference)
+
+    def flow_picture(self, flow: np.ndarray, first: int, scale: float) -> np.ndarray:
+        """``flow`` rendered at ``scale`` (over the grey ``first`` frame with the overlay), at
+        the output size."""
+        background = self.grey(first) if self.params.flow_overlay else None
+        picture = flowlib.render(flow, background, scale=scale)
+        return crop_and_resize(picture, None, self.size)
 
 
 def choose(numbers, params: LongParams, fps: float, motion) -> list[int]:
@@ -238,7 +253,7 @@ def build_video(job: VideoJob, params: LongParams, out_dir: Path) -> dict:
         return record
     first = next(iter(frames))
     box = crop_box(params.face_crop, frames[first])
-    video = VideoFrames(frames, box, params.size)
+    video = VideoFrames(frames, box, params)
     whole, cut = plan_video(frames, video, params, job.fps)
     folder.parent.mkdir(parents=True, exist_ok=True)
     flow = params.window_input == "flow"
@@ -251,8 +266,10 @@ def build_video(job: VideoJob, params: LongParams, out_dir: Path) -> dict:
             flows = [video.flow(*chosen) for _, chosen in cut]
             scale = flowlib.robust_scale(np.concatenate(flows))
             for sample, motion in zip(samples, flows, strict=True):
+                first = sample["frame_numbers"][0]
                 sample["images"] = ["flow_{}-{}.png".format(*sample["frame_numbers"])]
-                _write(tmp / sample["images"][0], flowlib.render(motion, scale=scale))
+                sample["flow_legend"] = flowlib.legend_sentence(params.flow_overlay)
+                _write(tmp / sample["images"][0], video.flow_picture(motion, first, scale))
         record = {
             "folder": folder.name,
             "face_box": box,
@@ -311,7 +328,6 @@ def sample_keys(prefix: str, sample: dict) -> dict:
     keys = {k: v for k, v in sample.items() if k in VISUAL_KEYS}
     if "images" in sample:  # a flow window: the image only, its two frames recorded
         keys["images"] = [prefix + name for name in sample["images"]]
-        keys["flow_legend"] = flowlib.legend_sentence()
     else:
         keys["frames"] = [f"{prefix}frame_{k}.jpg" for k in sample["frame_numbers"]]
     if WINDOW_KEY in sample:
@@ -360,6 +376,15 @@ def params_from(args) -> LongParams:
             f"{args.window_seconds}",
             fix="give 0 < stride <= window so that the windows cover the video",
         )
+    flow = {}
+    if args.window_input == "flow":  # the flow options change nothing else (nor the cache key)
+        flowlib.check_method(args.flow)
+        flow = {
+            "flow": args.flow,
+            "flow_size": args.flow_size,
+            "flow_reference": args.flow_reference,
+            "flow_overlay": args.flow_overlay,
+        }
     return LongParams(
         args.sampler,
         args.num_frames,
@@ -368,6 +393,7 @@ def params_from(args) -> LongParams:
         args.stride_seconds,
         parse_face_crop(args.face_crop),
         args.window_input,
+        **flow,
     )
 
 
@@ -379,9 +405,10 @@ def build_long(args) -> tuple[list[dict], str]:
     unique = list({job.name: job for job in jobs}.values())
     for job in unique:
         list_video(job)  # every folder checked before anything is written
-    records = {}
-    for job in tqdm(unique, desc=f"build-inputs long ({params.sampler})", unit="video"):
-        records[job.name] = build_video(job, params, args.out)
+    tasks = [(job, params, args.out) for job in unique]
+    desc = f"build-inputs long ({params.sampler})"
+    built = build_in_parallel(build_video, tasks, max(1, args.workers), desc, "video")
+    records = {job.name: record for job, record in zip(unique, built, strict=True)}
     rows = [r for (_, _, row), job in zip(numbered, jobs, strict=True)
             for r in input_rows(row, records[job.name])]  # fmt: skip
     hits = sum(r["cached"] for r in records.values())

@@ -6,9 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from data_builders import long_inputs
+from data_builders.flow import legend_sentence
 from data_builders.long_inputs import LongParams, VideoJob, build_video, windows
 from data_builders.synthetic_long import synthesize_long
 from vqa.cli import main as cli
@@ -221,3 +223,28 @@ def test_flow_windows_show_one_flow_image_from_the_first_frame_to_the_peak(long_
     no_windows = [a for a in argv if a not in ("--window-seconds", "--stride-seconds", "1")]
     assert cli([*no_windows, "--out", str(tmp_path / "bad")]) == 2
     assert not (tmp_path / "bad" / "inputs.jsonl").exists()
+
+
+def test_flow_windows_follow_the_flow_options_and_workers_change_nothing(long_db, tmp_path):
+    """--flow, --flow-size and --flow-overlay shape the long windows' flow as the clips'; a
+    build in two processes writes what one process writes."""
+    videos = [str(long_db / "conv" / db / "videos.jsonl") for db in ("casme_sq", "samm_lv")]
+    qa = [str(long_db / "conv" / db / "lvqa.jsonl") for db in ("casme_sq", "samm_lv")]
+    argv = ["build-inputs", "--mode", "long", "--num-frames", "4", "--size", "64"]
+    argv += ["--window-seconds", "1", "--stride-seconds", "1", "--window-input", "flow"]
+    argv += ["--videos", *videos, "--qa", *qa]
+
+    def build(name: str, *options: str) -> tuple[list[dict], list]:
+        assert cli([*argv, *options, "--out", str(tmp_path / name)]) == 0
+        rows = read_jsonl(tmp_path / name / "inputs.jsonl")
+        images = [cv2.imread(str(tmp_path / name / r["images"][0])) for r in rows if "images" in r]
+        return rows, images
+
+    rows, plain = build("one", "--workers", "1")
+    rows_two, images_two = build("two", "--workers", "2")
+    assert rows_two == rows and all(map(np.array_equal, plain, images_two))
+    for options in (("--flow", "farneback"), ("--flow-size", "64"), ("--flow-overlay",)):
+        _, other = build("-".join(options), *options)
+        assert any((a != b).any() for a, b in zip(plain, other, strict=True)), options
+    overlay = read_jsonl(tmp_path / "--flow-overlay" / "inputs.jsonl")
+    assert {r["flow_legend"] for r in overlay if "images" in r} == {legend_sentence(overlay=True)}
