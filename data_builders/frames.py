@@ -1,4 +1,5 @@
-"""Frame files of a clip folder, keyed by the frame number written in their names."""
+"""Frame files of a clip folder, keyed by the frame number written in their names, and what the
+clip and long-video builders share: reading, caching and building in parallel."""
 
 from __future__ import annotations
 

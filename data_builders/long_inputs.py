@@ -22,7 +22,8 @@ Every sample records its frames' numbers and times and the effective rate of its
 (``sample_fps``), which the model's time encoding is given. Only the sampled frames (at the
 output size) and the motion grid (small) are decoded; the face is found once per video; each
 video's frames are cached under a key of its files and the parameters, so a rebuild decodes
-nothing for unchanged videos and a killed build resumes.
+nothing for unchanged videos and a killed build resumes. ``--workers`` builds several videos at
+a time.
 """
 
 from __future__ import annotations
@@ -173,7 +174,8 @@ def cache_key(job: VideoJob, frames: dict[int, Path], params: LongParams) -> str
 
 class VideoFrames:
     """Decodes frames of one video cropped to its face box: small grey ones for the motion
-    curve, output-size colour ones for the model."""
+    curve, output-size colour ones for the model, grey ones at the flow's working size for the
+    flow windows."""
 
     def __init__(self, frames: dict[int, Path], box: Box | None, params: LongParams):
         long_side = max(box[2:]) if box else max(frame_size(next(iter(frames.values()))))
