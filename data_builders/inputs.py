@@ -43,7 +43,7 @@ from data_builders.sampling import (
 )
 from vqa.cli import command_parser
 from vqa.errors import UserError
-from vqa.jsonl import atomic_folder, read_jsonl, write_jsonl
+from vqa.jsonl import atomic_folder, make_folder, read_jsonl, write_jsonl
 from vqa.records import VISUAL_KEYS
 
 MODES = ("video", "oao", "flow", "video+flow", "oao+flow")
@@ -356,7 +356,7 @@ def main(argv: list[str]) -> int:
     jobs = list({job.name: job for _, job in joined}.values())
     for job in jobs:
         list_frames(job)  # every folder and annotated frame checked before anything is written
-    args.out.mkdir(parents=True, exist_ok=True)
+    make_folder(args.out)
     records = build_all(jobs, params, args.out, max(1, args.workers))
     write_jsonl(
         args.out / "inputs.jsonl", [input_row(r, records[j.name], params) for r, j in joined]

@@ -51,7 +51,7 @@ from data_builders.frames import (
 from data_builders.sampling import check_num_frames, motion_score, timing, video_frames
 from vqa import lvqa
 from vqa.errors import UserError
-from vqa.jsonl import atomic_folder, read_jsonl
+from vqa.jsonl import atomic_folder, make_folder, read_jsonl
 from vqa.question_types import question_type
 from vqa.records import OFFSET_KEY, VISUAL_KEYS, WINDOW_KEY, parse_video_id
 
@@ -257,7 +257,7 @@ def build_video(job: VideoJob, params: LongParams, out_dir: Path) -> dict:
     box = crop_box(params.face_crop, frames[first])
     video = VideoFrames(frames, box, params)
     whole, cut = plan_video(frames, video, params, job.fps)
-    folder.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(folder.parent)
     flow = params.window_input == "flow"
     with atomic_folder(folder, overwrite=True) as tmp:
         shown = {*whole, *(() if flow else (k for _, chosen in cut for k in chosen))}

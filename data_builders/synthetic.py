@@ -10,6 +10,8 @@ so the converters read it exactly as they read the real database.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +25,9 @@ from vqa.cli import command_parser
 from vqa.databases import DATABASES as KNOWN
 from vqa.errors import UserError
 from vqa.jsonl import atomic_folder, read_jsonl
+
+# left in every folder synth writes: only such a folder (or an empty one) is replaced
+STAMP = ".written-by-me-vqa-synth"
 
 # the clip databases synth renders, in the table's order (each one's random stream)
 DATABASES = tuple(name for name, db in KNOWN.items() if db.synth_frames and not db.long)
@@ -339,6 +344,21 @@ def write_sheet(database: str, clips: list[SynthClip], path: Path) -> None:
     book.save(path)
 
 
+@contextlib.contextmanager
+def synth_folder(path: Path) -> Iterator[Path]:
+    """:func:`atomic_folder` replacing ``path``, refused when ``path`` holds files synth did not
+    write (a user's folder given as ``--out`` is never deleted)."""
+    if path.is_dir() and any(path.iterdir()) and not (path / STAMP).is_file():
+        raise UserError(
+            "folder not written by me-vqa synth, which would replace it",
+            file=path,
+            fix="give --out a new folder",
+        )
+    with atomic_folder(path, overwrite=True) as build:
+        (build / STAMP).touch()
+        yield build
+
+
 def synthesize(
     database: str,
     out_dir: str | Path,
@@ -359,7 +379,7 @@ def synthesize(
     target = out_dir / database
     rng = np.random.default_rng([seed, DATABASES.index(database)])
     out_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_folder(target, overwrite=True) as build:
+    with synth_folder(target) as build:
         layout = KNOWN[database]
         root = build / layout.synth_frames
         clips = _render_database(database, root, subjects, clips_per_subject, frames, size, rng)
@@ -390,7 +410,7 @@ def synthesize_test_videos(
     for i, video in enumerate(tqdm(videos, desc="synth test videos", unit="clip")):
         aus = EMOTION_AUS[emotions[i % len(emotions)]][0]
         clip = render_clip(FaceShape.sample(rng), aus, frames, frames // 2, size, rng)
-        with atomic_folder(out_dir / video, overwrite=True) as folder:
+        with synth_folder(out_dir / video) as folder:
             _write_frames(folder, [f"{n:05d}.jpg" for n in range(1, frames + 1)], clip, False)
     return out_dir
 

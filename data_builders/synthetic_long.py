@@ -28,10 +28,11 @@ from data_builders.synthetic import (
     au_levels,
     intensity_curve,
     samm_notation,
+    synth_folder,
 )
 from vqa.databases import DATABASES
 from vqa.errors import UserError
-from vqa.jsonl import atomic_folder, read_jsonl
+from vqa.jsonl import read_jsonl
 from vqa.records import parse_video_id
 from vqa.taxonomy import FINE_TO_COARSE, OTHERS
 
@@ -281,7 +282,7 @@ def synthesize_long(
     rng = np.random.default_rng([seed, 100 + LONG_DATABASES.index(database)])
     videos: list[SynthVideo] = []
     out_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_folder(out_dir / database, overwrite=True) as build:
+    with synth_folder(out_dir / database) as build:
         root = build / DATABASES[database].synth_frames
         progress = tqdm(total=subjects * videos_per_subject, desc=f"synth {database}", unit="video")
         for s in range(subjects):
@@ -334,7 +335,7 @@ def synthesize_long_test_videos(
         n_frames = frames or 2 * minimum_frames(fps)
         events = plan_events(n_frames, fps, ("micro", "macro")[i % 2], rng)
         images = render_video(FaceShape.sample(rng), events, n_frames, fps, size, rng)
-        with atomic_folder(out_dir / video, overwrite=True) as folder:
+        with synth_folder(out_dir / video) as folder:
             names = [f"img{n}.jpg" for n in range(1, n_frames + 1)]
             _write_frames(folder, names, images, grey=fps == DATABASES["samm_lv"].fps)
     return out_dir

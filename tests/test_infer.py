@@ -133,6 +133,21 @@ def test_a_different_run_refuses_to_resume(tiny_model_dir, tmp_path):
     assert "stale" not in out.read_text()
 
 
+def test_the_answers_folder_is_made_as_the_other_commands_make_theirs(tiny_model_dir, tmp_path):
+    inputs = write_inputs(tmp_path, {"SAMM-1": CLIP_QUESTIONS[:1]})
+    out = tmp_path / "answers" / "zero-shot.jsonl"
+    assert main(infer_args(tiny_model_dir, inputs, out)) == 0
+    assert len(read_jsonl(out)) == 1
+
+
+def test_a_model_that_does_not_load_leaves_no_unfinished_answers(tmp_path):
+    inputs = write_inputs(tmp_path, {"SAMM-1": CLIP_QUESTIONS[:2]})
+    out = tmp_path / "answers.jsonl"
+    with pytest.raises(UserError):
+        main(infer_args(tmp_path / "no-model", inputs, out))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["SAMM-1", "inputs.jsonl"]
+
+
 def test_consistency_and_submission_files(tiny_model_dir, mixed_inputs, batch1_answers, tmp_path):
     out, subs = tmp_path / "answers.jsonl", tmp_path / "submission"
     main(
@@ -225,7 +240,9 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str]:
         ("no question", r"inputs\.jsonl:2: row has no question"),
         ("missing image", r"inputs\.jsonl:1: visual file 'SAMM-1/2\.png' is missing"),
         ("older inputs format", r"inputs\.jsonl:1: .*older build-inputs.*\(rebuild it with"),
-        ("missing output folder", r"missing: output folder does not exist"),
+        ("output file is a folder", r"answers\.jsonl: this output file is a folder"),
+        ("submission folder is a file", r"subs: a file is in the way of this output folder"),
+        ("garbage in the unfinished answers", r"answers\.jsonl\.partial:2: not a line of infer"),
         (
             "training rows for a submission",
             r"inputs\.jsonl:1: a submission needs the challenge test rows",
@@ -243,8 +260,13 @@ def test_bad_input_is_one_line(case, message, tiny_model_dir, tmp_path, capsys):
         (tmp_path / "SAMM-1" / "2.png").unlink()
     elif case == "older inputs format":
         rows[0]["video"] = ["SAMM-1/0.png", "SAMM-1/1.png"]  # frames stored under the clip name
-    elif case == "missing output folder":
-        out = tmp_path / "missing" / "answers.jsonl"
+    elif case == "output file is a folder":
+        out.mkdir()
+    elif case == "submission folder is a file":
+        (tmp_path / "subs").write_text("")
+        extra = ["--submission-dir", str(tmp_path / "subs")]
+    elif case == "garbage in the unfinished answers":
+        (tmp_path / "answers.jsonl.partial").write_text('{"run": {}}\ngarbage\n{"index": 0}\n')
     else:
         rows = [
             {"id": "casme2_s_1", **{k: v for k, v in r.items() if k != "video_id"}} for r in rows
@@ -255,7 +277,7 @@ def test_bad_input_is_one_line(case, message, tiny_model_dir, tmp_path, capsys):
     status, err = run_cli(infer_args(tiny_model_dir, inputs, out, *extra), capsys)
     assert status == 2 and len(err.splitlines()) == 1 and err.startswith("error: ")
     assert re.search(message, err), err
-    assert not out.exists()
+    assert not out.is_file()
 
 
 @pytest.mark.skipif(not SHARED_TEST.is_dir(), reason="../shared/data/megc2025/test not present")

@@ -1,9 +1,11 @@
 """Atomic outputs: a folder appears complete or not at all."""
 
+import os
+
 import pytest
 
 from vqa.errors import UserError
-from vqa.jsonl import atomic_folder
+from vqa.jsonl import atomic_folder, check_output_file, make_folder, write_jsonl
 
 
 def test_folder_appears_whole_as_an_ordinary_folder(tmp_path):
@@ -51,3 +53,28 @@ def test_missing_parent_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="output folder does not exist"):
         with atomic_folder(tmp_path / "no" / "model"):
             pass
+
+
+def test_outputs_get_the_users_umask_not_the_temporary_files_privacy(tmp_path):
+    old = os.umask(0o027)
+    try:
+        write_jsonl(tmp_path / "rows.jsonl", [{"id": 1}])
+        with atomic_folder(tmp_path / "folder"):
+            pass
+    finally:
+        os.umask(old)
+    assert (tmp_path / "rows.jsonl").stat().st_mode & 0o777 == 0o640
+    assert (tmp_path / "folder").stat().st_mode & 0o777 == 0o750
+
+
+def test_a_file_in_the_way_of_an_output_folder_and_a_folder_in_place_of_a_file(tmp_path):
+    (tmp_path / "notes").write_text("mine")
+    with pytest.raises(UserError, match="notes: a file is in the way of this output folder"):
+        make_folder(tmp_path / "notes" / "scores")
+    with pytest.raises(UserError, match="notes: a file is in the way"):
+        check_output_file(tmp_path / "notes" / "answers.jsonl")
+    with pytest.raises(UserError, match="this output file is a folder"):
+        check_output_file(tmp_path)
+    with pytest.raises(UserError, match="should be a file, not a folder"):
+        write_jsonl(tmp_path, [])
+    assert (tmp_path / "notes").read_text() == "mine"

@@ -150,3 +150,15 @@ def test_cli_writes_and_reports(tmp_path, capsys):
 def test_unknown_database_is_a_user_error(tmp_path, capsys):
     assert main(["synth", "--out", str(tmp_path), "--databases", "mmew"]) == 2
     assert "unknown database 'mmew'" in capsys.readouterr().err
+
+
+def test_synth_replaces_its_own_output_but_never_a_users_folder(tmp_path, capsys):
+    argv = ["synth", "--out", str(tmp_path), "--databases", "casme2", "--subjects", "1"]
+    argv += ["--clips", "1", "--frames", "8", "--size", "64"]
+    assert main(argv) == 0
+    assert main(argv) == 0  # its own output is replaced
+    (tmp_path / "casme2" / "notes.txt").write_text("mine")
+    (tmp_path / "casme2" / ".written-by-me-vqa-synth").unlink()
+    assert main(argv) == 2
+    assert "casme2: folder not written by me-vqa synth" in capsys.readouterr().err
+    assert (tmp_path / "casme2" / "notes.txt").read_text() == "mine"

@@ -17,7 +17,14 @@ from pathlib import Path
 from vqa import folds
 from vqa.cli import command_parser
 from vqa.errors import UserError
-from vqa.jsonl import dumps, read_jsonl, write_jsonl
+from vqa.jsonl import (
+    check_output_file,
+    check_output_folder,
+    dumps,
+    make_folder,
+    read_jsonl,
+    write_jsonl,
+)
 from vqa.lvqa import merge_windows
 from vqa.model import DEFAULT_MODEL, DTYPES, adapter_base, run_record
 from vqa.prompts import PROMPT_STYLES, load_yaml
@@ -186,9 +193,9 @@ def load_partial(path: Path, identity: dict, restart: bool) -> dict[int, str]:
         return {}
     data = path.read_bytes()
     complete = data[: data.rfind(b"\n") + 1]
-    lines = complete.decode("utf-8").splitlines()
-    header = json.loads(lines[0]).get("run") if lines else None
-    if header != identity and len(lines) <= 1:  # nothing answered yet: nothing to protect
+    entries = _partial_entries(complete.decode("utf-8", errors="replace").splitlines(), path)
+    header = entries[0].get("run") if entries else None
+    if header != identity and len(entries) <= 1:  # nothing answered yet: nothing to protect
         path.unlink()
         return {}
     if header != identity:
@@ -201,7 +208,32 @@ def load_partial(path: Path, identity: dict, restart: bool) -> dict[int, str]:
     if len(complete) != len(data):
         with path.open("r+b") as f:
             f.truncate(len(complete))
-    return {row["index"]: row["answer"] for row in map(json.loads, lines[1:])}
+    return {entry["index"]: entry["answer"] for entry in entries[1:]}
+
+
+def _partial_entries(lines: list[str], path: Path) -> list[dict]:
+    """The header and answer entries of a partial file; a line infer did not write is refused."""
+    entries = []
+    for lineno, line in enumerate(lines, 1):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            entry = None
+        if not _is_entry(entry, header=lineno == 1):
+            raise UserError(
+                "not a line of infer's unfinished answers",
+                file=path,
+                row=lineno,
+                fix="add --restart to start over, or delete the file",
+            )
+        entries.append(entry)
+    return entries
+
+
+def _is_entry(entry, header: bool) -> bool:
+    if not isinstance(entry, dict):
+        return False
+    return header or isinstance(entry.get("index"), int) and isinstance(entry.get("answer"), str)
 
 
 # ---------------------------------------------------------------- generation
@@ -227,15 +259,18 @@ def answer_rows(
 
 
 def appender(path: Path, identity: dict, fresh: bool):
-    """A sink that appends answers to the partial file and forces them to disk."""
-    if fresh:
-        path.write_text(dumps({"run": identity}) + "\n", encoding="utf-8")
+    """A sink that appends answers to the partial file and forces them to disk; a fresh file is
+    started, header first, with the first answers (a model that fails to load leaves none)."""
 
     def write(answers: dict[int, str]) -> None:
-        with path.open("a", encoding="utf-8") as f:
+        nonlocal fresh
+        with path.open("w" if fresh else "a", encoding="utf-8") as f:
+            if fresh:
+                f.write(dumps({"run": identity}) + "\n")
             f.write("".join(dumps({"index": i, "answer": a}) + "\n" for i, a in answers.items()))
             f.flush()
             os.fsync(f.fileno())
+        fresh = False
 
     return write
 
@@ -299,7 +334,7 @@ def write_submissions(answers: list[dict], folder: Path, challenge: str) -> None
     for row in answers:
         name = submission_name(row, challenge)
         files.setdefault(name, []).append({key: row[key] for key in SUBMISSION_FIELDS})
-    folder.mkdir(exist_ok=True)
+    make_folder(folder)
     for name, entries in files.items():
         write_jsonl(folder / name, entries)
         print(f"wrote {folder / name} ({len(entries)} rows)", file=sys.stderr)
@@ -310,14 +345,11 @@ def write_submissions(answers: list[dict], folder: Path, challenge: str) -> None
 
 def check_outputs(args: argparse.Namespace, rows: list[dict]) -> None:
     """Refuse output places that cannot be written before any work is done."""
-    if not args.out.parent.is_dir():
-        raise UserError("output folder does not exist", file=args.out.parent, fix="create it first")
+    check_output_file(args.out)
     if args.submission_dir:
         check_test_rows(rows, args.inputs)
-        if not args.submission_dir.parent.is_dir():
-            raise UserError(
-                "folder does not exist", file=args.submission_dir.parent, fix="create it first"
-            )
+        check_output_folder(args.submission_dir)
+    make_folder(args.out.parent)  # the unfinished answers are kept beside the answers
 
 
 def generate_missing(args: argparse.Namespace, model_name: str, rows: list[dict], done, sink):

@@ -47,10 +47,43 @@ def dumps(row: dict) -> str:
     return json.dumps(row, ensure_ascii=False)
 
 
+def check_output_folder(path: str | Path) -> None:
+    """Refuse an output folder that cannot be made: a file is in its place or above it."""
+    path = Path(path).absolute()
+    first = next(p for p in (path, *path.parents) if p.exists())
+    if not first.is_dir():
+        raise UserError(
+            "a file is in the way of this output folder", file=first, fix="give a folder path"
+        )
+
+
+def check_output_file(path: str | Path) -> None:
+    """Refuse an output file that is a folder or whose folder cannot be made."""
+    if Path(path).is_dir():
+        raise UserError("this output file is a folder", file=path, fix="give a file path")
+    check_output_folder(Path(path).parent)
+
+
+def make_folder(path: str | Path) -> None:
+    """Create the output folder ``path`` and its parents; a file in the way is a UserError."""
+    check_output_folder(path)
+    Path(path).mkdir(parents=True, exist_ok=True)
+
+
+def _ordinary_mode(folder: bool) -> int:
+    """The permissions an ordinary new file (or folder) gets under the user's umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return (0o777 if folder else 0o666) & ~umask
+
+
 def _scratch_beside(path: Path, *, folder: bool) -> Path:
     """A new hidden temporary file (or folder) in ``path``'s folder, named after ``path``."""
     if not path.parent.is_dir():
         raise UserError("output folder does not exist", file=path.parent, fix="create it first")
+    if path.exists() and path.is_dir() != folder:
+        what = "a folder, not a file" if folder else "a file, not a folder"
+        raise UserError(f"this output should be {what}", file=path, fix="give another path")
     where = {"dir": path.parent, "prefix": f".{path.name}.", "suffix": ".tmp"}
     try:
         if folder:
@@ -70,6 +103,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp = _scratch_beside(Path(path), folder=False)
     try:
         yield tmp
+        tmp.chmod(_ordinary_mode(folder=False))  # mkstemp makes it private
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -86,7 +120,7 @@ def atomic_folder(path: str | Path, *, overwrite: bool = False) -> Iterator[Path
     scratch = _scratch_beside(path, folder=True)
     try:
         yield scratch
-        scratch.chmod(0o755)  # mkdtemp makes it private; the result is an ordinary folder
+        scratch.chmod(_ordinary_mode(folder=True))  # mkdtemp makes it private
         if overwrite and path.exists():
             shutil.rmtree(path)
         os.replace(scratch, path)

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from vqa import databases, folds
 from vqa.cli import command_parser
 from vqa.errors import UserError
-from vqa.jsonl import read_jsonl, write_text_atomic
+from vqa.jsonl import make_folder, read_jsonl, write_text_atomic
 from vqa.metrics import blocks_for, mean
 from vqa.question_types import REGISTRY, question_type
 
@@ -336,7 +336,7 @@ def main(argv: list[str]) -> int:
     metrics, items = score_files(args.pred, args.gt, settings, holdout)
     print(report.summary(metrics))
     if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
+        make_folder(args.out)
         write_text_atomic(args.out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
         report.write_report(args.out, metrics, confusion_pairs(items), unparsed_answers(items))
         print(f"wrote {args.out / 'metrics.json'} and {args.out / 'report.md'}")

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from vqa.cli import command_parser
 from vqa.errors import UserError
-from vqa.jsonl import read_jsonl, write_text_atomic
+from vqa.jsonl import make_folder, read_jsonl, write_text_atomic
 from vqa.metrics import Table, class_scores, register_table
 
 TYPES = ("micro", "macro")
@@ -282,7 +282,7 @@ def main(argv: list[str]) -> int:
     metrics = spotting_metrics(preds, truth)
     print("\n\n".join(markdown for _, markdown in report.shown_tables(metrics)))
     if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
+        make_folder(args.out)
         write_text_atomic(args.out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
         report.write_spotting_report(args.out, metrics)
         print(f"wrote {args.out / 'metrics.json'} and {args.out / 'report.md'}")
