@@ -10,8 +10,11 @@ curve, tensorboard logs and the held-out answers of the final model.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
+import math
 import platform
 import subprocess
 import time
@@ -160,6 +163,24 @@ def score(predictions: list[dict], truth: list[dict]) -> dict[str, float]:
     return flat
 
 
+def check_best_metric(training, eval_rows: list[dict]) -> None:
+    """Refuse, before training, a ``metric_for_best_model`` that evaluating these held-out rows
+    does not measure (the Trainer would stop at the first evaluation)."""
+    from vqa.infer import answer_file_rows
+
+    name = (training.metric_for_best_model or "").removeprefix("eval_")
+    if not name or not eval_rows or training.eval_strategy == "no":
+        return
+    perfect = answer_file_rows(eval_rows, [r["answer"] for r in eval_rows], consistency=False)
+    with contextlib.redirect_stderr(io.StringIO()):  # the scorer's progress bar: not a run yet
+        measured = {"loss", *score(perfect, eval_rows)}
+    if name not in measured:
+        raise UserError(
+            f"metric_for_best_model {name!r} is not measured on these held-out rows",
+            fix=f"set --metric_for_best_model to one of {', '.join(sorted(measured))}",
+        )
+
+
 def make_trainer_class():
     """The Trainer subclass (built lazily so importing this module stays light)."""
     from transformers import Trainer
@@ -192,10 +213,11 @@ def make_trainer_class():
                     self.style,
                     self.gen_batch_size,
                 )
-                scores = {
-                    f"{metric_key_prefix}_{k}": v
-                    for k, v in score(self.last_answers, self.eval_rows).items()
-                }
+                measured = score(self.last_answers, self.eval_rows)
+                best = (self.args.metric_for_best_model or "").removeprefix("eval_")
+                if best in FLAT_METRICS and best not in measured:  # e.g. no count parsed yet
+                    measured[best] = -math.inf if self.args.greater_is_better else math.inf
+                scores = {f"{metric_key_prefix}_{k}": v for k, v in measured.items()}
                 self.log(scores)
                 metrics.update(scores)
             return metrics
@@ -408,6 +430,7 @@ def run(args: Arguments) -> dict:
             f"eval_strategy is {args.training.eval_strategy.value!r} but nothing is held out",
             fix="pass --holdout_subjects, --fold or --eval_file, or --eval_strategy no",
         )
+    check_best_metric(args.training, eval_rows)
     model_args = args.model
     processor = load_processor(
         model_args.model_name_or_path,

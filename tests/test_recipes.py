@@ -1,0 +1,54 @@
+"""The shipped training recipes parse with the installed transformers, and a best-checkpoint
+metric that evaluating the held-out rows does not measure is refused before training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from train_fixtures import make_inputs
+
+from vqa.args import parse_args
+from vqa.cli import main as cli
+from vqa.errors import UserError
+from vqa.train import FLAT_METRICS, check_best_metric
+
+RECIPES = sorted((Path(__file__).parents[1] / "scripts" / "configs").glob("*.yaml"))
+COUNT_ROW = {
+    "id": "samm_lv_006_1_1",
+    "dataset": "samm_lv",
+    "subject": "6",
+    "video": "006_1",
+    "question": "How many expression events appear in this video?",
+    "answer": "3",
+}
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda path: path.name)
+def test_every_shipped_recipe_parses_and_names_a_measured_metric(recipe, tmp_path):
+    training = parse_args(["--config", str(recipe), "--output_dir", str(tmp_path)]).training
+    assert training.metric_for_best_model in FLAT_METRICS
+
+
+def test_a_metric_the_held_out_rows_do_not_measure_is_refused(tiny_model_dir, tmp_path, capsys):
+    inputs = make_inputs(tmp_path / "inputs", subjects=2, clips=1, types=[6])  # analysis rows
+    out = tmp_path / "run"
+    argv = ["finetune", "--config", str(RECIPES[-1]), "--model_name_or_path", str(tiny_model_dir)]
+    argv += ["--train_file", str(inputs), "--holdout_subjects", "synth/s00"]
+    argv += ["--eval_strategy", "epoch", "--save_strategy", "epoch", "--output_dir", str(out)]
+    assert cli(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: metric_for_best_model 'coarse_uf1' is not measured"), err
+    assert err.endswith("(set --metric_for_best_model to one of loss)") and not out.exists()
+    assert len(err.splitlines()) == 1
+
+
+def test_long_video_rows_measure_their_own_metrics_and_not_the_clips():
+    training = SimpleNamespace(metric_for_best_model="coarse_uf1", eval_strategy="epoch")
+    with pytest.raises(UserError, match="one of count_total_mae, loss\\)"):
+        check_best_metric(training, [COUNT_ROW])
+    check_best_metric(
+        SimpleNamespace(**{**vars(training), "metric_for_best_model": "eval_count_total_mae"}),
+        [COUNT_ROW],
+    )
