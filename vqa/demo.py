@@ -13,6 +13,7 @@ study.
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 import sys
@@ -31,7 +32,10 @@ LONG_DATABASES = ("samm_lv", "casme_sq")
 INPUTS = {"video": "Video", "oao": "OAO", "flow": "OF"}
 SETTINGS = {"zs": "ZS", "ft": "FT"}
 PARTS = ("short", "long")
-RECIPE = Path("scripts/configs/tiny_cpu.yaml")
+# the CPU recipe of the checkout this package runs from, as a path from the working folder
+RECIPE = Path(
+    os.path.relpath(Path(__file__).resolve().parents[1] / "scripts/configs/tiny_cpu.yaml")
+)
 HELD_OUT_FOLD = 0
 LONG_TABLE = Table(
     "ME-LVQA and spotting on long videos",
@@ -410,7 +414,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--quick", action="store_true", help="a smaller study (under 3 minutes)")
     args = parser.parse_args(argv)
     if not RECIPE.is_file():
-        raise UserError(f"{RECIPE} not found", fix="run the demo from the repository's root folder")
+        raise UserError(
+            f"{RECIPE} not found",
+            fix="the demo runs from a checkout of the repository: pip install -e . there",
+        )
     _check_size(args.out, args.quick)
     start = time.perf_counter()
     for step in plan(args.out, args.quick, args.part):
