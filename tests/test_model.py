@@ -145,3 +145,15 @@ def test_missing_model_is_a_user_error(tmp_path, monkeypatch):
         load_model("me-vqa-test/not-a-real-model")
     with pytest.raises(UserError, match="save_pretrained"):
         load_processor(tmp_path)
+
+
+def test_a_model_loaded_from_a_relative_folder_names_it_absolutely(tiny_model_dir, monkeypatch):
+    """An adapter records its base as the model's name_or_path: a path relative to where it was
+    trained would name nothing when infer or merge runs from another folder."""
+    from peft import LoraConfig, get_peft_model
+
+    monkeypatch.chdir(tiny_model_dir.parent)
+    model = load_model(tiny_model_dir.name)
+    assert model.name_or_path == str(tiny_model_dir)
+    lora = get_peft_model(model, LoraConfig(target_modules=["q_proj"]))
+    assert lora.peft_config["default"].base_model_name_or_path == str(tiny_model_dir)

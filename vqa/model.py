@@ -103,6 +103,8 @@ def load_model(
     from transformers import AutoModelForImageTextToText
 
     model_family(name_or_dir)
+    if Path(name_or_dir).is_dir():  # an adapter then names its base wherever it is read from
+        name_or_dir = Path(name_or_dir).absolute()
     try:
         model = AutoModelForImageTextToText.from_pretrained(
             str(name_or_dir),
