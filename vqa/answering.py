@@ -254,9 +254,10 @@ def answer(
     answers: dict[int, str] = {}
     was_training = model.training
     model.eval()
+    mine = [i for window in windows for batch in window for i in batch]  # this rank's share
     bar = tqdm(
-        total=len(conversations), initial=len(done), unit="question", desc="answering",
-        file=sys.stderr, dynamic_ncols=True, disable=not progress,
+        total=len(mine), initial=sum(i in done for i in mine), unit="question",
+        desc="answering", file=sys.stderr, dynamic_ncols=True, disable=not progress,
     )  # fmt: skip
     try:
         with bar, torch.no_grad():
