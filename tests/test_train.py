@@ -218,6 +218,11 @@ def _bad_inputs(root: Path, problem: str) -> Path:
         ("empty", [], "inputs.jsonl: file is empty"),
         ("none", ["--no_such_flag", "1"], "unknown option '--no_such_flag'"),
         ("none", ["--holdout_subjects", ""], "eval_strategy is 'epoch' but nothing is held out"),
+        (
+            "none",
+            ["--learning_rate", "fast"],
+            "argument --learning_rate.*: invalid float value: 'fast' .*'me-vqa finetune --help'",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(
@@ -239,7 +244,33 @@ def test_missing_inputs_and_unknown_config_key(tiny_model_dir, tmp_path, capsys)
     config = tmp_path / "recipe.yaml"
     config.write_text("preset: baseline\nlearning_rat: 0.1\n")
     assert cli(["finetune", "--config", str(config), "--output_dir", str(out)]) == 2
-    assert "recipe.yaml: unknown config key 'learning_rat'" in capsys.readouterr().err
+    assert "recipe.yaml:2: unknown config key 'learning_rat'" in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("recipe", "message"),
+    [
+        (
+            "preset: baseline\nlearning_rate: fast\n",
+            "recipe.yaml:2: learning_rate 'fast' is not a float (give learning_rate a float value)",
+        ),
+        (
+            "use_cpu: maybe\n",
+            "recipe.yaml:1: use_cpu 'maybe' is not a boolean (give use_cpu a boolean value)",
+        ),
+        (
+            "preset: baseline\nfoo: [unclosed\n",
+            "recipe.yaml:3: not valid YAML: expected ',' or ']', but got '<stream end>' while "
+            "parsing a flow sequence from line 2 (correct the YAML syntax)",
+        ),
+    ],
+)
+def test_a_bad_config_value_or_yaml_is_one_line_naming_its_line(tmp_path, capsys, recipe, message):
+    config, out = tmp_path / "recipe.yaml", tmp_path / "run"
+    config.write_text(recipe)
+    assert cli(["finetune", "--config", str(config), "--output_dir", str(out)]) == 2
+    assert capsys.readouterr().err.splitlines() == [f"error: {tmp_path}/{message}"]
     assert not out.exists()
 
 
