@@ -223,6 +223,16 @@ def _bad_inputs(root: Path, problem: str) -> Path:
             ["--learning_rate", "fast"],
             "argument --learning_rate.*: invalid float value: 'fast' .*'me-vqa finetune --help'",
         ),
+        (
+            "none",
+            ["--resume_from_checkpoint", "nowhere"],
+            "nowhere: not a checkpoint folder .*'last' for the newest",
+        ),
+        (
+            "none",
+            ["--resume_from_checkpoint", "last"],
+            "run: no checkpoint-N folder to resume from .*start afresh",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(
@@ -272,6 +282,20 @@ def test_a_bad_config_value_or_yaml_is_one_line_naming_its_line(tmp_path, capsys
     assert cli(["finetune", "--config", str(config), "--output_dir", str(out)]) == 2
     assert capsys.readouterr().err.splitlines() == [f"error: {tmp_path}/{message}"]
     assert not out.exists()
+
+
+def test_a_finished_run_is_not_trained_over(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "run.json").write_text("{}")
+    argv = ["finetune", "--train_file", str(tmp_path / "in.jsonl"), "--output_dir", str(out)]
+    assert cli(argv) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        f"error: {out}: output_dir holds a finished run (run.json); training again would "
+        "replace it (choose a new --output_dir, or delete this one to train again)"
+    ]
+    assert (out / "run.json").read_text() == "{}"
 
 
 def test_crossval_runs_every_subject_once_and_pools_the_answers(tiny_model_dir, tmp_path, capsys):
