@@ -327,6 +327,26 @@ def test_crossval_runs_every_subject_once_and_pools_the_answers(tiny_model_dir, 
     assert capsys.readouterr().out.count("done already, skipped") == 3
 
 
+def test_crossval_checks_every_fold_and_the_protocol_before_writing(tmp_path, capsys):
+    inputs = make_inputs(tmp_path / "inputs", subjects=2, clips=1, mode="flow", types=[0])
+    folds = tmp_path / "folds.json"
+    plan = [{"fold": 0, "test": ["synth/s01"]}, {"fold": 1, "test": ["casme2/sub01"]}]
+    folds.write_text(json.dumps({"protocol": "loso", "folds": plan}))
+    out = tmp_path / "cv"
+    argv = ["crossval", "--train_file", str(inputs), "--output_dir", str(out)]
+    assert cli([*argv, "--folds", str(folds)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {inputs}: held-out subject 'casme2/sub01' does not exist "
+        "(use one of synth/s00, synth/s01)"
+    ]
+    assert cli([*argv, "--protocol", "foo"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: argument --protocol: invalid choice: 'foo' (choose from 'loso', 'kfold') "
+        "(see 'me-vqa crossval --help')"
+    ]
+    assert not out.exists()
+
+
 def test_fold_of_a_split_file_holds_out_its_test_subjects(tmp_path):
     inputs = make_inputs(tmp_path / "inputs", subjects=3, clips=1, mode="flow", types=[0])
     folds = tmp_path / "folds.json"
