@@ -218,6 +218,21 @@ def _bad_inputs(root: Path, problem: str) -> Path:
         ("empty", [], "inputs.jsonl: file is empty"),
         ("none", ["--no_such_flag", "1"], "unknown option '--no_such_flag'"),
         ("none", ["--holdout_subjects", ""], "eval_strategy is 'epoch' but nothing is held out"),
+        (
+            "none",
+            ["--learning_rate", "fast"],
+            "argument --learning_rate.*: invalid float value: 'fast' .*'me-vqa finetune --help'",
+        ),
+        (
+            "none",
+            ["--resume_from_checkpoint", "nowhere"],
+            "nowhere: not a checkpoint folder .*'last' for the newest",
+        ),
+        (
+            "none",
+            ["--resume_from_checkpoint", "last"],
+            "run: no checkpoint-N folder to resume from .*start afresh",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(
@@ -239,8 +254,48 @@ def test_missing_inputs_and_unknown_config_key(tiny_model_dir, tmp_path, capsys)
     config = tmp_path / "recipe.yaml"
     config.write_text("preset: baseline\nlearning_rat: 0.1\n")
     assert cli(["finetune", "--config", str(config), "--output_dir", str(out)]) == 2
-    assert "recipe.yaml: unknown config key 'learning_rat'" in capsys.readouterr().err
+    assert "recipe.yaml:2: unknown config key 'learning_rat'" in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("recipe", "message"),
+    [
+        (
+            "preset: baseline\nlearning_rate: fast\n",
+            "recipe.yaml:2: learning_rate 'fast' is not a float (give learning_rate a float value)",
+        ),
+        (
+            "use_cpu: maybe\n",
+            "recipe.yaml:1: use_cpu 'maybe' is not a boolean (give use_cpu a boolean value)",
+        ),
+        (
+            "preset: baseline\nfoo: [unclosed\n",
+            "recipe.yaml:3: not valid YAML: expected ',' or ']', but got '<stream end>' while "
+            "parsing a flow sequence from line 2 (correct the YAML syntax)",
+        ),
+    ],
+)
+def test_a_bad_config_value_or_yaml_is_one_line_naming_its_line(tmp_path, capsys, recipe, message):
+    config, out = tmp_path / "recipe.yaml", tmp_path / "run"
+    config.write_text(recipe)
+    assert cli(["finetune", "--config", str(config), "--output_dir", str(out)]) == 2
+    assert capsys.readouterr().err.splitlines() == [f"error: {tmp_path}/{message}"]
+    assert not out.exists()
+
+
+def test_a_finished_run_is_not_trained_over(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "run.json").write_text("{}")
+    argv = ["finetune", "--train_file", str(tmp_path / "in.jsonl"), "--output_dir", str(out)]
+    assert cli(argv) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        f"error: {out}: output_dir holds a finished run (run.json); training again would "
+        "replace it (choose a new --output_dir, or delete this one to train again)"
+    ]
+    assert (out / "run.json").read_text() == "{}"
 
 
 def test_crossval_runs_every_subject_once_and_pools_the_answers(tiny_model_dir, tmp_path, capsys):
@@ -270,6 +325,26 @@ def test_crossval_runs_every_subject_once_and_pools_the_answers(tiny_model_dir, 
     assert "per-fold coarse: accuracy" in capsys.readouterr().out
     assert cli(["crossval", *argv]) == 0  # resumable: finished folds are skipped
     assert capsys.readouterr().out.count("done already, skipped") == 3
+
+
+def test_crossval_checks_every_fold_and_the_protocol_before_writing(tmp_path, capsys):
+    inputs = make_inputs(tmp_path / "inputs", subjects=2, clips=1, mode="flow", types=[0])
+    folds = tmp_path / "folds.json"
+    plan = [{"fold": 0, "test": ["synth/s01"]}, {"fold": 1, "test": ["casme2/sub01"]}]
+    folds.write_text(json.dumps({"protocol": "loso", "folds": plan}))
+    out = tmp_path / "cv"
+    argv = ["crossval", "--train_file", str(inputs), "--output_dir", str(out)]
+    assert cli([*argv, "--folds", str(folds)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {inputs}: held-out subject 'casme2/sub01' does not exist "
+        "(use one of synth/s00, synth/s01)"
+    ]
+    assert cli([*argv, "--protocol", "foo"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: argument --protocol: invalid choice: 'foo' (choose from 'loso', 'kfold') "
+        "(see 'me-vqa crossval --help')"
+    ]
+    assert not out.exists()
 
 
 def test_fold_of_a_split_file_holds_out_its_test_subjects(tmp_path):

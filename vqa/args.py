@@ -18,6 +18,9 @@ from vqa.errors import UserError
 from vqa.lora import PRESETS
 from vqa.model import DEFAULT_MODEL
 
+# A config value's expected type as its error names it (others: "a <type name>").
+TYPE_NAMES = {"int": "an int", "string_to_bool": "a boolean"}
+
 # Help shared by the per-part learning rates: unset is the base rate, 0 is 0.
 PART_LR = (
     "; left out: learning_rate; 0: the part learns nothing (its weights stay as initialised; "
@@ -134,13 +137,14 @@ def field_names() -> set[str]:
     return {f.name for t in _dataclass_types() for f in dataclasses.fields(t) if f.init}
 
 
-def _load_config(path: Path) -> dict:
+def _load_config(path: Path, parser: argparse.ArgumentParser) -> dict:
     if not path.is_file():
         raise UserError("config file not found", file=path, fix="check the path")
+    text = path.read_text(encoding="utf-8")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:
-        raise UserError(f"not valid YAML ({e})", file=path) from None
+        raise _yaml_error(e, path) from None
     if not isinstance(data, dict):
         raise UserError("config must be a mapping of argument names to values", file=path)
     unknown = sorted(set(data) - field_names())
@@ -148,9 +152,46 @@ def _load_config(path: Path) -> dict:
         raise UserError(
             f"unknown config key {unknown[0]!r}",
             file=path,
+            row=_line_of(text, unknown[0]),
             fix="see 'me-vqa finetune --help' for the keys",
         )
+    _check_values(data, parser, path, text)
     return data
+
+
+def _yaml_error(e: yaml.YAMLError, path: Path) -> UserError:
+    """One line for a YAML syntax error: its line, its problem and where the construct began."""
+    mark, context = getattr(e, "problem_mark", None), getattr(e, "context_mark", None)
+    what = getattr(e, "problem", None) or str(e).splitlines()[0]
+    if getattr(e, "context", None) and context is not None:
+        what += f" {e.context} from line {context.line + 1}"
+    row = mark.line + 1 if mark is not None else None
+    return UserError(f"not valid YAML: {what}", file=path, row=row, fix="correct the YAML syntax")
+
+
+def _check_values(data: dict, parser: argparse.ArgumentParser, path: Path, text: str) -> None:
+    """Every text value converts to its option's type, as argparse converts the same flag."""
+    for action in parser._actions:
+        value = data.get(action.dest)
+        if not isinstance(value, str) or not callable(action.type):
+            continue
+        try:
+            action.type(value)
+        except (TypeError, ValueError, argparse.ArgumentTypeError):
+            name = action.type.__name__
+            kind = TYPE_NAMES.get(name, f"a {name}")
+            raise UserError(
+                f"{action.dest} {value!r} is not {kind}",
+                file=path,
+                row=_line_of(text, action.dest),
+                fix=f"give {action.dest} {kind} value",
+            ) from None
+
+
+def _line_of(text: str, key: str) -> int | None:
+    """The 1-based line of the top-level ``key`` in YAML ``text``."""
+    lines = (k.start_mark.line + 1 for k, _ in yaml.compose(text).value if k.value == key)
+    return next(lines, None)
 
 
 def build_parser(prog: str, description: str):
@@ -161,6 +202,7 @@ def build_parser(prog: str, description: str):
         prog=prog,
         description=description,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        exit_on_error=False,  # parse_args turns a bad value into one UserError line
     )
     parser.add_argument("--config", type=Path, help="YAML recipe; command-line flags override it")
     return parser
@@ -173,20 +215,23 @@ def parse_args(
 
     ``extra(parser)`` may add a command's own options; their values land in ``extras``.
     """
-    pre = argparse.ArgumentParser(add_help=False)
+    see_help = f"see '{prog} --help'"
+    pre = argparse.ArgumentParser(prog=prog, add_help=False, exit_on_error=False)
     pre.add_argument("--config", type=Path)
-    config = pre.parse_known_args(argv)[0].config
-    parser = build_parser(prog, description)
-    if extra is not None:
-        extra(parser)
-    if config is not None:
-        parser.set_defaults(**_load_config(config))
     try:
+        config = pre.parse_known_args(argv)[0].config
+        parser = build_parser(prog, description)
+        if extra is not None:
+            extra(parser)
+        if config is not None:
+            parser.set_defaults(**_load_config(config, parser))
         *parts, rest = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
+    except argparse.ArgumentError as e:  # a bad flag value: one line, not the 120-line usage
+        raise UserError(str(e), fix=see_help) from None
     except ValueError as e:  # TrainingArguments.__post_init__ rejects inconsistent settings
         raise UserError(f"invalid arguments: {e}", file=config) from None
     if rest:
-        raise UserError(f"unknown option {rest[0]!r}", fix="see 'me-vqa finetune --help'")
+        raise UserError(f"unknown option {rest[0]!r}", fix=see_help)
     model, data, lora, training = parts[:4]
     extras = {k: v for k, v in vars(parts[4]).items() if k != "config"} if len(parts) > 4 else {}
     return Arguments(model, data, lora, training, config, extras)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from vqa.args import Arguments, parse_args, with_overrides
 from vqa.errors import UserError
-from vqa.folds import natural_key, read_folds, subject_of
+from vqa.folds import check_subjects, natural_key, read_folds, subject_of
 from vqa.jsonl import read_jsonl, write_text_atomic
 from vqa.model import run_record
 
@@ -104,7 +104,8 @@ def main(argv: list[str]) -> int:
         raise UserError("no output_dir given", fix="pass --output_dir for the folds")
     rows = load_inputs(args.data.train_file, "train_file")
     plan = fold_plan(rows, protocol, args.data.folds)
-    Path(args.training.output_dir).mkdir(parents=True, exist_ok=True)
+    for subjects in plan:  # every fold checked before the first one trains or writes
+        check_subjects(rows, subjects, args.data.train_file)
     for index, subjects in enumerate(plan):
         if (Path(args.training.output_dir) / f"fold_{index:02d}" / "run.json").is_file():
             print(f"fold {index}: done already, skipped")

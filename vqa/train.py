@@ -360,7 +360,8 @@ def write_outputs(trainer, args: Arguments, info: dict, answers: list[dict]) -> 
 
 
 def prepare(training) -> None:
-    """TrainingArguments settings this pipeline relies on."""
+    """TrainingArguments settings this pipeline relies on; the output folder and the
+    checkpoint to resume from are checked before anything is written."""
     if not training.output_dir:
         raise UserError(
             "no output_dir given", fix="set output_dir in the config or pass --output_dir"
@@ -369,8 +370,41 @@ def prepare(training) -> None:
     if training.activation_checkpointing:  # re-entrant checkpointing starves vision LoRA of grads
         kwargs = dict(training.activation_checkpointing_kwargs or {})
         training.activation_checkpointing_kwargs = {**kwargs, "use_reentrant": False}
-    if training.resume_from_checkpoint in ("true", "True", "last"):
-        training.resume_from_checkpoint = True  # the last checkpoint in output_dir
+    training.resume_from_checkpoint = resume_checkpoint(training)
+    if (Path(training.output_dir) / "run.json").is_file() and not training.resume_from_checkpoint:
+        raise UserError(
+            "output_dir holds a finished run (run.json); training again would replace it",
+            file=training.output_dir,
+            fix="choose a new --output_dir, or delete this one to train again",
+        )
+
+
+def resume_checkpoint(training) -> str | None:
+    """The checkpoint folder to resume from (None: start afresh), checked before anything is
+    written; "last" (or "true") is the newest checkpoint-N folder in output_dir."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    wanted = training.resume_from_checkpoint
+    if not wanted:
+        return None
+    if wanted in ("true", "True", "last"):
+        out = training.output_dir
+        last = get_last_checkpoint(out) if Path(out).is_dir() else None
+        if last is None:
+            raise UserError(
+                "no checkpoint-N folder to resume from",
+                file=out,
+                fix="leave out --resume_from_checkpoint to start afresh",
+            )
+        return last
+    if not (Path(wanted) / "trainer_state.json").is_file():
+        raise UserError(
+            "not a checkpoint folder (no trainer_state.json)",
+            file=wanted,
+            fix="give a checkpoint-N folder of an earlier run, or 'last' for the newest in "
+            "--output_dir",
+        )
+    return wanted
 
 
 def preflight(collator, rows: list[dict]) -> None:
@@ -458,7 +492,7 @@ def run(args: Arguments) -> dict:
     )
     info = run_info(args, trainer, train_rows, held_rows, eval_rows)
     started = time.time()
-    result = trainer.train(resume_from_checkpoint=args.training.resume_from_checkpoint or None)
+    result = trainer.train(resume_from_checkpoint=args.training.resume_from_checkpoint)
     final = trainer.evaluate() if eval_rows else {}
     info |= {
         "global_step": trainer.state.global_step,
