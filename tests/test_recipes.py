@@ -3,6 +3,7 @@ metric that evaluating the held-out rows does not measure is refused before trai
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -52,3 +53,19 @@ def test_long_video_rows_measure_their_own_metrics_and_not_the_clips():
         SimpleNamespace(**{**vars(training), "metric_for_best_model": "eval_count_total_mae"}),
         [COUNT_ROW],
     )
+
+
+def test_the_3b_flow_recipe_runs_on_the_tiny_model_with_cpu_overrides(tiny_model_dir, tmp_path):
+    """The GPU recipe's own settings (evaluation and a best checkpoint per epoch, data loader
+    workers, activation checkpointing, tensorboard) run end to end; only the size is changed."""
+    inputs = make_inputs(tmp_path / "inputs", subjects=2, clips=2, types=[0, 1])
+    out = tmp_path / "run"
+    recipe = RECIPES[0].with_name("qwen2_5_vl_3b_flow.yaml")
+    argv = ["finetune", "--config", str(recipe), "--model_name_or_path", str(tiny_model_dir)]
+    argv += ["--train_file", str(inputs), "--holdout_subjects", "synth/s00", "--use_cpu", "true"]
+    argv += ["--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "1"]
+    argv += ["--min_pixels", "3136", "--max_pixels", "3136", "--output_dir", str(out)]
+    assert cli(argv) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["best_checkpoint"] and run["preset"] == "baseline", run
+    assert "eval_coarse_uf1" in run["final_metrics"] and list(out.glob("runs/*/events.out.*"))
