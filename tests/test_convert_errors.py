@@ -80,8 +80,8 @@ def test_sheet_without_subject_and_filename(tmp_path, frames, capsys):
 def test_header_missing_another_column(tmp_path, frames, capsys):
     labels = write_sheet(tmp_path / "coding.xlsx", [["note"], HEADER[:6], GOOD[:6]])
     line = run_bad(capsys, tmp_path, frames, labels)
-    assert line.startswith(
-        "error: coding.xlsx[Sheet]:2: header row has no Action Units, Estimated Emotion column"
+    assert line.startswith(  # the sheet as given, not its base name, as other commands do
+        f"error: {labels}[Sheet]:2: header row has no Action Units, Estimated Emotion column"
     )
 
 
@@ -101,7 +101,7 @@ def test_header_missing_another_column(tmp_path, frames, capsys):
 )  # fmt: skip
 def test_a_bad_cell_is_named_with_its_row(tmp_path, frames, capsys, row, message):
     line = run_bad(capsys, tmp_path, frames, sheet_with(tmp_path, row))
-    expected = f"error: coding.xlsx[Sheet]:3: {message}"
+    expected = f"error: {tmp_path / 'coding.xlsx'}[Sheet]:3: {message}"
     if message.endswith("use one of "):  # the list of emotions follows
         assert line.startswith(expected)
     else:
