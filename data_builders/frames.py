@@ -60,14 +60,22 @@ def read_frame(path: Path, grey: bool = False, reduce: int = 1) -> np.ndarray:
     a file that decodes to nothing is a user error."""
     image = cv2.imread(str(path), _FLAGS[grey, reduce])
     if image is None:
-        raise UserError("image decodes to nothing", file=path, fix="replace the damaged frame file")
+        raise _damaged(path)
     return image
 
 
 def frame_size(path: Path) -> tuple[int, int]:
-    """(width, height) of an image from its header, without decoding it."""
-    with Image.open(path) as image:
-        return image.size
+    """(width, height) of an image from its header, without decoding it; a file without an
+    image header (an empty or damaged one) is a user error."""
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except OSError:  # PIL's UnidentifiedImageError is one
+        raise _damaged(path) from None
+
+
+def _damaged(path: Path) -> UserError:
+    return UserError("image decodes to nothing", file=path, fix="replace the damaged frame file")
 
 
 def reduction(long_side: float, target: int) -> int:

@@ -284,11 +284,13 @@ def test_missing_frame_names_the_nearest(numbered_clip, capsys):
     )
 
 
-def test_frame_that_decodes_to_nothing(numbered_clip, capsys):
-    (numbered_clip / "frames" / "sub01" / "EP01_01" / f"img{ONSET}.png").write_bytes(
-        b"not an image"
-    )
-    expect_error(capsys, build(numbered_clip, "oao"), f"img{ONSET}.png", "decodes to nothing")
+@pytest.mark.parametrize(
+    "number, content",
+    [(ONSET, b"not an image"), (ONSET - 5, b"")],  # an empty first frame: its size is read first
+)
+def test_frame_that_decodes_to_nothing(numbered_clip, capsys, number, content):
+    (numbered_clip / "frames" / "sub01" / "EP01_01" / f"img{number}.png").write_bytes(content)
+    expect_error(capsys, build(numbered_clip, "oao"), f"img{number}.png", "decodes to nothing")
     assert not (numbered_clip / "out" / "inputs.jsonl").exists()
 
 
