@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from multiprocessing import Pool
+from multiprocessing import Event, Pool
 from pathlib import Path
 
 import cv2
@@ -143,10 +143,17 @@ def build_in_parallel(build: Callable, tasks: list[tuple], workers: int, desc: s
     """``build(*task)`` for every task, in ``workers`` processes when more than one, in order."""
     with tqdm(total=len(tasks), desc=desc, unit=unit) as bar:
         if workers > 1 and len(tasks) > 1:
-            with Pool(min(workers, len(tasks))) as pool:
-                for result in pool.imap(_call, [(build, task) for task in tasks]):
-                    bar.update()
-                    yield result
+            failed = Event()
+            with Pool(min(workers, len(tasks)), _share_failed, (failed,)) as pool:
+                try:
+                    for result in pool.imap(_call, [(build, task) for task in tasks]):
+                        bar.update()
+                        yield result
+                except Exception:
+                    failed.set()
+                    pool.close()
+                    pool.join()
+                    raise
             return
         for task in tasks:
             result = build(*task)
@@ -154,6 +161,16 @@ def build_in_parallel(build: Callable, tasks: list[tuple], workers: int, desc: s
             yield result
 
 
+_failed = None  # in a worker: the pool's event set once a task has failed
+
+
+def _share_failed(failed) -> None:
+    global _failed
+    _failed = failed
+
+
 def _call(job: tuple[Callable, tuple]):
+    if _failed.is_set():
+        return None
     build, task = job
     return build(*task)

@@ -1,4 +1,5 @@
 import json
+import time
 from pathlib import Path
 
 import cv2
@@ -8,10 +9,12 @@ import pytest
 from data_builders import flow as flowlib
 from data_builders import inputs
 from data_builders.face import FaceShape
+from data_builders.frames import build_in_parallel
 from data_builders.sampling import estimate_apex
 from data_builders.synthetic import render_clip
 from vqa.cli import main
-from vqa.jsonl import read_jsonl
+from vqa.errors import UserError
+from vqa.jsonl import atomic_folder, read_jsonl
 
 ONSET, APEX, OFFSET = 100, 109, 123
 
@@ -292,6 +295,23 @@ def test_frame_that_decodes_to_nothing(numbered_clip, capsys, number, content):
     (numbered_clip / "frames" / "sub01" / "EP01_01" / f"img{number}.png").write_bytes(content)
     expect_error(capsys, build(numbered_clip, "oao"), f"img{number}.png", "decodes to nothing")
     assert not (numbered_clip / "out" / "inputs.jsonl").exists()
+
+
+def _write_or_fail(folder: Path, fail: bool) -> None:
+    """A build_in_parallel task: fails while the other one is writing its folder."""
+    if fail:
+        time.sleep(0.3)
+        raise UserError("damaged frame")
+    with atomic_folder(folder) as tmp:
+        time.sleep(1.5)
+        (tmp / "record.json").write_text("{}")
+
+
+def test_a_failing_worker_leaves_no_temporary_folder(tmp_path):
+    tasks = [(tmp_path / "fails", True), (tmp_path / "finishes", False)]
+    with pytest.raises(UserError):
+        list(build_in_parallel(_write_or_fail, tasks, 2, "test", "clip"))
+    assert [p.name for p in tmp_path.iterdir()] == ["finishes"]  # built, cached by design
 
 
 @pytest.mark.parametrize(
