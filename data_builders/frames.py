@@ -114,6 +114,18 @@ def folder_frames(
     return frames
 
 
+def frame_rate(value, *, file: Path, row: int) -> float:
+    """The ``fps`` of a clips.jsonl or videos.jsonl row, checked to be a positive number."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise UserError(
+            f"fps {value!r} is not a frame rate",
+            file=file,
+            row=row,
+            fix="write the database's frames per second, as me-vqa convert does",
+        )
+    return value
+
+
 def cached(parent: Path, name: str, key: str) -> tuple[Path, dict | None]:
     """The cache folder of one clip or video built with ``key``, and its record (marked
     ``cached``) when it was built already, else None."""

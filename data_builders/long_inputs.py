@@ -44,6 +44,7 @@ from data_builders.frames import (
     challenge_video,
     files_digest,
     folder_frames,
+    frame_rate,
     frame_size,
     read_frame,
     reduction,
@@ -300,8 +301,9 @@ def video_jobs(rows: list[tuple[Path, int, dict]], videos_files: list[Path], fra
         for lineno, v in enumerate(read_jsonl(file), 1):
             root = frames_root or Path(v.get("frames_root", ""))
             name = f"{v['dataset']}_{v['video']}"
+            fps = frame_rate(v.get("fps"), file=file, row=lineno)
             known[v["dataset"], v["video"]] = VideoJob(
-                name, root / v["frames_dir"], v["fps"], file, lineno
+                name, root / v["frames_dir"], fps, file, lineno
             )
     jobs = []
     for file, lineno, row in rows:

@@ -297,6 +297,27 @@ def test_frame_that_decodes_to_nothing(numbered_clip, capsys, number, content):
     assert not (numbered_clip / "out" / "inputs.jsonl").exists()
 
 
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("onset", "abc", "onset 'abc' is not a frame number"),
+        ("apex", 109.5, "apex 109.5 is not a frame number"),
+        ("fps", 0, "fps 0 is not a frame rate"),
+        ("fps", "fast", "fps 'fast' is not a frame rate"),
+        ("image_id", 7, "image_id 7 is not text"),
+        ("dataset", None, "row has no dataset"),
+    ],
+)
+def test_clip_rows_of_the_wrong_type(numbered_clip, capsys, key, value, message):
+    clip = json.loads((numbered_clip / "clips.jsonl").read_text())
+    clip[key] = value
+    if value is None:
+        del clip[key]
+    (numbered_clip / "clips.jsonl").write_text(json.dumps(clip) + "\n")
+    expect_error(capsys, build(numbered_clip, "video"), f"clips.jsonl:1: {message} (")
+    assert not (numbered_clip / "out").exists()
+
+
 def _write_or_fail(folder: Path, fail: bool) -> None:
     """A build_in_parallel task: fails while the other one is writing its folder."""
     if fail:
