@@ -110,6 +110,8 @@ def folder_frames(
             f"{label}: {len(frames) or 'no'} frame images in {folder}, {minimum} needed",
             file=file,
             row=row,
+            fix="put the frames there as image files named by their number (img46.jpg), "
+            "or check --frames-root",
         )
     return frames
 
@@ -136,9 +138,23 @@ def cached(parent: Path, name: str, key: str) -> tuple[Path, dict | None]:
     return folder, {**json.loads(record.read_text("utf-8")), "cached": True}
 
 
+def challenge_video_name(row: dict, file: Path, lineno: int) -> str:
+    """A challenge test row's ``video``, the name of its frame folder, checked to be one."""
+    name = row.get("video")
+    if not isinstance(name, str) or not name:
+        raise UserError(
+            "test row has no video" if name is None else f"video {name!r} is not a folder name",
+            file=file,
+            row=lineno,
+            fix="give the challenge test file's rows (video_id, video, question, answer)",
+        )
+    return name
+
+
 def challenge_video(row: dict, frames_root: Path | None, file: Path, lineno: int):
     """A challenge test row's frame folder, FRAMES_ROOT/<video>, and the frame rate of the
     database its ``video_id`` names (None when unknown); no --frames-root is an error."""
+    name = challenge_video_name(row, file, lineno)
     if frames_root is None:
         raise UserError(
             "a test row names a video but no --frames-root was given",
@@ -148,11 +164,13 @@ def challenge_video(row: dict, frames_root: Path | None, file: Path, lineno: int
         )
     test_id = parse_video_id(str(row.get("video_id", "")))
     database = DATABASES.get(test_id.dataset) if test_id else None
-    return frames_root / row["video"], database.fps if database else None
+    return frames_root / name, database.fps if database else None
 
 
 def build_in_parallel(build: Callable, tasks: list[tuple], workers: int, desc: str, unit: str):
-    """``build(*task)`` for every task, in ``workers`` processes when more than one, in order."""
+    """``build(*task)`` for every task, in ``workers`` processes when more than one, in order.
+    When a task fails, the tasks not started are skipped and those under way are finished (a
+    worker killed halfway would leave its temporary folder behind) before the error is raised."""
     with tqdm(total=len(tasks), desc=desc, unit=unit) as bar:
         if workers > 1 and len(tasks) > 1:
             failed = Event()

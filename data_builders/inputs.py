@@ -259,6 +259,13 @@ def join_rows(
             )
         else:
             key = (row.get("dataset"), row.get("image_id"))
+            if None in key:
+                raise UserError(
+                    "row has no video (test rows) nor dataset and image_id (qa rows)",
+                    file=qa_file,
+                    row=lineno,
+                    fix="give qa.jsonl from me-vqa convert or a challenge test file",
+                )
             if key not in jobs:
                 raise UserError(
                     f"no clip {key[0]}/{key[1]} in the clips file",

@@ -307,7 +307,7 @@ def video_jobs(rows: list[tuple[Path, int, dict]], videos_files: list[Path], fra
             )
     jobs = []
     for file, lineno, row in rows:
-        test = parse_video_id(row["video_id"]) if "video_id" in row else None
+        test = parse_video_id(str(row["video_id"])) if "video_id" in row else None
         if test:
             folder, fps = challenge_video(row, frames_root, file, lineno)
             if fps is None:

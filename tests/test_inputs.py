@@ -318,6 +318,27 @@ def test_clip_rows_of_the_wrong_type(numbered_clip, capsys, key, value, message)
     assert not (numbered_clip / "out").exists()
 
 
+TEST_ROW = {"video_id": "samm_test_SAMM-1_1", "question": "What is the action unit?", "answer": ""}
+
+
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        ({**TEST_ROW, "video": 7}, "video 7 is not a folder name"),
+        (TEST_ROW, "row has no video (test rows) nor dataset and image_id (qa rows)"),
+        ({**TEST_ROW, "video": "SAMM-1"}, "clip SAMM-1: no frame images in"),
+    ],
+)
+def test_bad_test_rows(tmp_path, capsys, row, message):
+    (tmp_path / "videos" / "SAMM-1").mkdir(parents=True)  # a video folder without frames
+    test_file = tmp_path / "test.jsonl"
+    test_file.write_text(json.dumps(row) + "\n")
+    argv = ["build-inputs", "--qa", str(test_file), "--frames-root", str(tmp_path / "videos")]
+    code = main([*argv, "--mode", "oao", "--out", str(tmp_path / "out")])
+    expect_error(capsys, code, f"{test_file}:1: {message}", "(")  # every message has its fix
+    assert not (tmp_path / "out").exists()
+
+
 def _write_or_fail(folder: Path, fail: bool) -> None:
     """A build_in_parallel task: fails while the other one is writing its folder."""
     if fail:
