@@ -358,6 +358,15 @@ def _parser():
     return parser
 
 
+def check_counts(args) -> None:
+    """Refuse a size or worker count below 1 (both modes) before anything is read or written."""
+    for option in ("size", "flow_size", "workers"):
+        value = getattr(args, option)
+        if value < 1:
+            flag = "--" + option.replace("_", "-")
+            raise UserError(f"{flag} {value} is not allowed", fix=f"give {flag} of at least 1")
+
+
 def params_from(args) -> Params:
     if args.mode not in MODES:
         raise UserError(f"unknown mode {args.mode!r}", fix=f"use one of {', '.join(MODES)}")
@@ -379,6 +388,7 @@ def params_from(args) -> Params:
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
+    check_counts(args)
     if args.frames_root is not None and not args.frames_root.is_dir():
         raise UserError("frames root does not exist", file=args.frames_root, fix="check the path")
     if args.mode == "long":
@@ -392,7 +402,7 @@ def main(argv: list[str]) -> int:
     for job in jobs:
         list_frames(job)  # every folder and annotated frame checked before anything is written
     args.out.mkdir(parents=True, exist_ok=True)
-    records = build_all(jobs, params, args.out, max(1, args.workers))
+    records = build_all(jobs, params, args.out, args.workers)
     write_jsonl(
         args.out / "inputs.jsonl", [input_row(r, records[j.name], params) for r, j in joined]
     )

@@ -411,7 +411,7 @@ def build_long(args) -> tuple[list[dict], str]:
         list_video(job)  # every folder checked before anything is written
     tasks = [(job, params, args.out) for job in unique]
     desc = f"build-inputs long ({params.sampler})"
-    built = build_in_parallel(build_video, tasks, max(1, args.workers), desc, "video")
+    built = build_in_parallel(build_video, tasks, args.workers, desc, "video")
     records = {job.name: record for job, record in zip(unique, built, strict=True)}
     rows = [r for (_, _, row), job in zip(numbered, jobs, strict=True)
             for r in input_rows(row, records[job.name])]  # fmt: skip

@@ -362,6 +362,10 @@ def test_a_failing_worker_leaves_no_temporary_folder(tmp_path):
         (["--mode", "stereo"], "unknown mode 'stereo'"),
         (["--mode", "video", "--num-frames", "5"], "--num-frames 5"),
         (["--mode", "video", "--num-frames", "0"], "--num-frames 0"),
+        (["--mode", "oao", "--size", "0"], "--size 0 is not allowed"),
+        (["--mode", "flow", "--flow-size", "-5"], "--flow-size -5 is not allowed"),
+        (["--mode", "oao", "--workers", "0"], "--workers 0 is not allowed"),
+        (["--mode", "long", "--size", "-5"], "--size -5 is not allowed"),
     ],
 )
 def test_bad_options(numbered_clip, capsys, args, fragment):
@@ -378,6 +382,7 @@ def test_bad_options(numbered_clip, capsys, args, fragment):
         ]
     )
     expect_error(capsys, code, fragment)
+    assert not (numbered_clip / "out").exists()
 
 
 def test_tvl1_without_contrib(numbered_clip, capsys, monkeypatch):
