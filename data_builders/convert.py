@@ -95,10 +95,22 @@ def check_out(out: Path) -> None:
 
 
 def extra_vocabulary(paths: list[Path]) -> set[int]:
-    """AU numbers of the clips in other clips.jsonl files."""
-    return {
-        au["number"] for path in paths for row in read_jsonl(path) for au in row.get("aus") or []
-    }
+    """AU numbers of the clips in other clips.jsonl files, every row checked to list its AUs."""
+    numbers = set()
+    for path in paths:
+        for lineno, row in enumerate(read_jsonl(path), 1):
+            aus = row.get("aus")
+            if not isinstance(aus, list) or not all(
+                isinstance(au, dict) and isinstance(au.get("number"), int) for au in aus
+            ):
+                raise UserError(
+                    "row has no aus list of action units ({code, number, ...})",
+                    file=path,
+                    row=lineno,
+                    fix="give --vocab-from the clips.jsonl files written by me-vqa convert",
+                )
+            numbers |= {au["number"] for au in aus}
+    return numbers
 
 
 def official_rows(path: Path) -> list[dict]:

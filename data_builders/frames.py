@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from multiprocessing import Pool
+from multiprocessing import Event, Pool
 from pathlib import Path
 
 import cv2
@@ -60,14 +60,22 @@ def read_frame(path: Path, grey: bool = False, reduce: int = 1) -> np.ndarray:
     a file that decodes to nothing is a user error."""
     image = cv2.imread(str(path), _FLAGS[grey, reduce])
     if image is None:
-        raise UserError("image decodes to nothing", file=path, fix="replace the damaged frame file")
+        raise _damaged(path)
     return image
 
 
 def frame_size(path: Path) -> tuple[int, int]:
-    """(width, height) of an image from its header, without decoding it."""
-    with Image.open(path) as image:
-        return image.size
+    """(width, height) of an image from its header, without decoding it; a file without an
+    image header (an empty or damaged one) is a user error."""
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except OSError:  # PIL's UnidentifiedImageError is one
+        raise _damaged(path) from None
+
+
+def _damaged(path: Path) -> UserError:
+    return UserError("image decodes to nothing", file=path, fix="replace the damaged frame file")
 
 
 def reduction(long_side: float, target: int) -> int:
@@ -102,8 +110,22 @@ def folder_frames(
             f"{label}: {len(frames) or 'no'} frame images in {folder}, {minimum} needed",
             file=file,
             row=row,
+            fix="put the frames there as image files named by their number (img46.jpg), "
+            "or check --frames-root",
         )
     return frames
+
+
+def frame_rate(value, *, file: Path, row: int) -> float:
+    """The ``fps`` of a clips.jsonl or videos.jsonl row, checked to be a positive number."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise UserError(
+            f"fps {value!r} is not a frame rate",
+            file=file,
+            row=row,
+            fix="write the database's frames per second, as me-vqa convert does",
+        )
+    return value
 
 
 def cached(parent: Path, name: str, key: str) -> tuple[Path, dict | None]:
@@ -116,9 +138,23 @@ def cached(parent: Path, name: str, key: str) -> tuple[Path, dict | None]:
     return folder, {**json.loads(record.read_text("utf-8")), "cached": True}
 
 
+def challenge_video_name(row: dict, file: Path, lineno: int) -> str:
+    """A challenge test row's ``video``, the name of its frame folder, checked to be one."""
+    name = row.get("video")
+    if not isinstance(name, str) or not name:
+        raise UserError(
+            "test row has no video" if name is None else f"video {name!r} is not a folder name",
+            file=file,
+            row=lineno,
+            fix="give the challenge test file's rows (video_id, video, question, answer)",
+        )
+    return name
+
+
 def challenge_video(row: dict, frames_root: Path | None, file: Path, lineno: int):
     """A challenge test row's frame folder, FRAMES_ROOT/<video>, and the frame rate of the
     database its ``video_id`` names (None when unknown); no --frames-root is an error."""
+    name = challenge_video_name(row, file, lineno)
     if frames_root is None:
         raise UserError(
             "a test row names a video but no --frames-root was given",
@@ -128,17 +164,26 @@ def challenge_video(row: dict, frames_root: Path | None, file: Path, lineno: int
         )
     test_id = parse_video_id(str(row.get("video_id", "")))
     database = DATABASES.get(test_id.dataset) if test_id else None
-    return frames_root / row["video"], database.fps if database else None
+    return frames_root / name, database.fps if database else None
 
 
 def build_in_parallel(build: Callable, tasks: list[tuple], workers: int, desc: str, unit: str):
-    """``build(*task)`` for every task, in ``workers`` processes when more than one, in order."""
+    """``build(*task)`` for every task, in ``workers`` processes when more than one, in order.
+    When a task fails, the tasks not started are skipped and those under way are finished (a
+    worker killed halfway would leave its temporary folder behind) before the error is raised."""
     with tqdm(total=len(tasks), desc=desc, unit=unit) as bar:
         if workers > 1 and len(tasks) > 1:
-            with Pool(min(workers, len(tasks))) as pool:
-                for result in pool.imap(_call, [(build, task) for task in tasks]):
-                    bar.update()
-                    yield result
+            failed = Event()
+            with Pool(min(workers, len(tasks)), _share_failed, (failed,)) as pool:
+                try:
+                    for result in pool.imap(_call, [(build, task) for task in tasks]):
+                        bar.update()
+                        yield result
+                except Exception:
+                    failed.set()
+                    pool.close()
+                    pool.join()
+                    raise
             return
         for task in tasks:
             result = build(*task)
@@ -146,6 +191,16 @@ def build_in_parallel(build: Callable, tasks: list[tuple], workers: int, desc: s
             yield result
 
 
+_failed = None  # in a worker: the pool's event set once a task has failed
+
+
+def _share_failed(failed) -> None:
+    global _failed
+    _failed = failed
+
+
 def _call(job: tuple[Callable, tuple]):
+    if _failed.is_set():
+        return None
     build, task = job
     return build(*task)

@@ -27,6 +27,7 @@ from data_builders.frames import (
     challenge_video,
     files_digest,
     folder_frames,
+    frame_rate,
     frame_size,
     nearest_frame,
     read_frame,
@@ -196,11 +197,38 @@ def build_clip(job: ClipJob, params: Params, out_dir: Path) -> dict:
     return {**record, "cached": False}
 
 
+def check_clip_row(clip: dict, file: Path, row: int) -> None:
+    """A clips.jsonl row build-inputs can use: its names and folder as text, its onset, apex
+    and offset whole frame numbers (or null) and its fps a frame rate (or null)."""
+    texts = {key: clip.get(key) for key in ("dataset", "image_id", "frames_dir")}
+    texts["frames_root"] = clip.get("frames_root", "")  # may be absent: --frames-root then
+    for key, value in texts.items():
+        if not isinstance(value, str):
+            raise UserError(
+                f"row has no {key}" if value is None else f"{key} {value!r} is not text",
+                file=file,
+                row=row,
+                fix="give the clips.jsonl written by me-vqa convert",
+            )
+    for key in ("onset", "apex", "offset"):
+        value = clip.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise UserError(
+                f"{key} {value!r} is not a frame number",
+                file=file,
+                row=row,
+                fix="write whole frame numbers as in the frame file names (null: not annotated)",
+            )
+    if clip.get("fps") is not None:
+        frame_rate(clip["fps"], file=file, row=row)
+
+
 def clip_jobs(clips_files: list[Path], frames_root: Path | None) -> dict[tuple, ClipJob]:
     """(dataset, image_id) -> job for every clip of some clips.jsonl files."""
     jobs = {}
     numbered = [(f, n, c) for f in clips_files for n, c in enumerate(read_jsonl(f), 1)]
     for clips_file, lineno, clip in numbered:
+        check_clip_row(clip, clips_file, lineno)
         root = frames_root or Path(clip.get("frames_root", ""))
         jobs[(clip["dataset"], clip["image_id"])] = ClipJob(
             name=f"{clip['dataset']}_{clip['image_id']}",
@@ -231,6 +259,13 @@ def join_rows(
             )
         else:
             key = (row.get("dataset"), row.get("image_id"))
+            if None in key:
+                raise UserError(
+                    "row has no video (test rows) nor dataset and image_id (qa rows)",
+                    file=qa_file,
+                    row=lineno,
+                    fix="give qa.jsonl from me-vqa convert or a challenge test file",
+                )
             if key not in jobs:
                 raise UserError(
                     f"no clip {key[0]}/{key[1]} in the clips file",
@@ -323,6 +358,15 @@ def _parser():
     return parser
 
 
+def check_counts(args) -> None:
+    """Refuse a size or worker count below 1 (both modes) before anything is read or written."""
+    for option in ("size", "flow_size", "workers"):
+        value = getattr(args, option)
+        if value < 1:
+            flag = "--" + option.replace("_", "-")
+            raise UserError(f"{flag} {value} is not allowed", fix=f"give {flag} of at least 1")
+
+
 def params_from(args) -> Params:
     if args.mode not in MODES:
         raise UserError(f"unknown mode {args.mode!r}", fix=f"use one of {', '.join(MODES)}")
@@ -344,6 +388,7 @@ def params_from(args) -> Params:
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
+    check_counts(args)
     if args.frames_root is not None and not args.frames_root.is_dir():
         raise UserError("frames root does not exist", file=args.frames_root, fix="check the path")
     if args.mode == "long":
@@ -357,7 +402,7 @@ def main(argv: list[str]) -> int:
     for job in jobs:
         list_frames(job)  # every folder and annotated frame checked before anything is written
     make_folder(args.out)
-    records = build_all(jobs, params, args.out, max(1, args.workers))
+    records = build_all(jobs, params, args.out, args.workers)
     write_jsonl(
         args.out / "inputs.jsonl", [input_row(r, records[j.name], params) for r, j in joined]
     )

@@ -44,6 +44,7 @@ from data_builders.frames import (
     challenge_video,
     files_digest,
     folder_frames,
+    frame_rate,
     frame_size,
     read_frame,
     reduction,
@@ -300,12 +301,13 @@ def video_jobs(rows: list[tuple[Path, int, dict]], videos_files: list[Path], fra
         for lineno, v in enumerate(read_jsonl(file), 1):
             root = frames_root or Path(v.get("frames_root", ""))
             name = f"{v['dataset']}_{v['video']}"
+            fps = frame_rate(v.get("fps"), file=file, row=lineno)
             known[v["dataset"], v["video"]] = VideoJob(
-                name, root / v["frames_dir"], v["fps"], file, lineno
+                name, root / v["frames_dir"], fps, file, lineno
             )
     jobs = []
     for file, lineno, row in rows:
-        test = parse_video_id(row["video_id"]) if "video_id" in row else None
+        test = parse_video_id(str(row["video_id"])) if "video_id" in row else None
         if test:
             folder, fps = challenge_video(row, frames_root, file, lineno)
             if fps is None:
@@ -409,7 +411,7 @@ def build_long(args) -> tuple[list[dict], str]:
         list_video(job)  # every folder checked before anything is written
     tasks = [(job, params, args.out) for job in unique]
     desc = f"build-inputs long ({params.sampler})"
-    built = build_in_parallel(build_video, tasks, max(1, args.workers), desc, "video")
+    built = build_in_parallel(build_video, tasks, args.workers, desc, "video")
     records = {job.name: record for job, record in zip(unique, built, strict=True)}
     rows = [r for (_, _, row), job in zip(numbered, jobs, strict=True)
             for r in input_rows(row, records[job.name])]  # fmt: skip

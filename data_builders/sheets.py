@@ -93,7 +93,7 @@ def _checked(path: str | Path) -> Path:
 
 
 def _source(path: Path, name: str | None) -> str:
-    return path.name if name is None else f"{path.name}[{name}]"
+    return str(path) if name is None else f"{path}[{name}]"
 
 
 def read_records(
@@ -144,6 +144,19 @@ def read_records(
     )
 
 
+def _check_width(rows: list[list[str]], fields: tuple[str, ...], source: str) -> None:
+    """Refuse a sheet without a header whose widest row has fewer columns than ``fields``:
+    every column after a missing one would be read as the one before it."""
+    width = max(len(row) for row in rows)
+    if width < len(fields):
+        raise UserError(
+            f"the sheet has {width} columns, not the {len(fields)} of its database: "
+            f"{', '.join(fields)}",
+            file=source,
+            fix="add the missing column at its place, as the database's own sheet has it",
+        )
+
+
 def read_positional(path: str | Path, fields: tuple[str, ...]) -> tuple[str, list[Record]]:
     """Rows of the first non-empty table of a sheet without a header row, cells named by
     position (``fields[0]`` is the first column); the row numbers are as a spreadsheet shows."""
@@ -155,5 +168,6 @@ def read_positional(path: str | Path, fields: tuple[str, ...]) -> tuple[str, lis
             if any(row)
         ]
         if records:
+            _check_width(rows, fields, _source(path, name))
             return _source(path, name), records
     raise UserError("the sheet has no rows", file=path, fix="give the database's label sheet")

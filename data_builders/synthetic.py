@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from data_builders.au import parse_aus
 from data_builders.face import FaceShape, Pose, render
+from data_builders.frames import challenge_video_name
 from vqa.cli import command_parser
 from vqa.databases import DATABASES as KNOWN
 from vqa.errors import UserError
@@ -392,17 +393,23 @@ def synthesize(
     return SynthDatabase(database, labels and target / labels.name, target / root.name, moved)
 
 
-def synthesize_test_videos(
-    test_file: str | Path, out_dir: str | Path, *, frames: int = 20, size: int = 128, seed: int = 0
-) -> Path:
-    """One unannotated clip per ``video`` of a challenge test jsonl, in ``out_dir/<video>/``."""
-    videos = list(dict.fromkeys(row["video"] for row in read_jsonl(test_file) if "video" in row))
-    if not videos:
+def videos_of_test_file(test_file: str | Path) -> list[str]:
+    """The ``video`` names of a challenge test jsonl, in order of first appearance."""
+    rows = [(lineno, row) for lineno, row in enumerate(read_jsonl(test_file), 1) if "video" in row]
+    if not rows:
         raise UserError(
             "no 'video' field in any row",
             file=test_file,
             fix="give a challenge test file (video_id, video, question, answer)",
         )
+    return list(dict.fromkeys(challenge_video_name(row, test_file, n) for n, row in rows))
+
+
+def synthesize_test_videos(
+    videos: list[str], out_dir: str | Path, *, frames: int = 20, size: int = 128, seed: int = 0
+) -> Path:
+    """One unannotated clip per video of a test file (:func:`videos_of_test_file`), in
+    ``out_dir/<video>/``."""
     rng = np.random.default_rng([seed, 99])
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -454,13 +461,14 @@ def main(argv: list[str]) -> int:
         return _main_long(args)
     databases = args.databases or ",".join(DATABASES)
     args.frames = args.frames or 20
+    tests = {test_file: videos_of_test_file(test_file) for test_file in args.test_file}
     for name in _names(databases):
         db = synthesize(name, args.out, clips_per_subject=args.clips, **_sizes(args))
         labels = f"labels {db.labels}  " if db.labels else ""
         print(f"{name}: {len(db.clips)} clips  {labels}frames {db.frames}")
-    for test_file in args.test_file:
+    for test_file, videos in tests.items():
         folder = synthesize_test_videos(
-            test_file, args.out / "test", frames=args.frames, size=args.size, seed=args.seed
+            videos, args.out / "test", frames=args.frames, size=args.size, seed=args.seed
         )
         print(f"test videos of {test_file}: {folder}")
     return 0
@@ -479,14 +487,16 @@ def _main_long(args) -> int:
     """``synth --long``: long-video databases."""
     from data_builders.synthetic_long import (
         LONG_DATABASES,
+        long_videos_of_test_file,
         synthesize_long,
         synthesize_long_test_videos,
     )
 
     databases = args.databases or ("" if args.test_file else ",".join(LONG_DATABASES))
-    for test_file in args.test_file:
+    tests = {test_file: long_videos_of_test_file(test_file) for test_file in args.test_file}
+    for test_file, videos in tests.items():
         folder = synthesize_long_test_videos(
-            test_file, args.out / "test", frames=args.frames, size=args.size, seed=args.seed
+            videos, args.out / "test", frames=args.frames, size=args.size, seed=args.seed
         )
         print(f"long test videos of {test_file}: {folder}")
     for name in _names(databases):

@@ -21,6 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from data_builders.face import FaceShape, Pose, render
+from data_builders.frames import challenge_video_name
 from data_builders.synthetic import (
     EMOTION_AUS,
     SAMM_PREAMBLE,
@@ -312,14 +313,12 @@ def synthesize_long(
     )
 
 
-def synthesize_long_test_videos(
-    test_file: str | Path, out_dir: str | Path, *, frames: int | None = None, size: int = 64, seed=0
-) -> Path:
-    """One unannotated long video per ``video`` of an ME-LVQA test jsonl, in
-    ``out_dir/<video>/``, at its database's frame rate (the ``video_id`` names it)."""
+def long_videos_of_test_file(test_file: str | Path) -> dict[str, int]:
+    """Video name -> frame rate (of the database its ``video_id`` names) for every ``video`` of
+    an ME-LVQA test jsonl, in order of first appearance."""
     videos = {}
     for lineno, row in enumerate(read_jsonl(test_file), 1):
-        test = parse_video_id(row.get("video_id", ""))
+        test = parse_video_id(str(row.get("video_id", "")))
         if test is None or test.dataset not in DATABASES or "video" not in row:
             raise UserError(
                 "not an ME-LVQA test row",
@@ -327,7 +326,20 @@ def synthesize_long_test_videos(
                 row=lineno,
                 fix="give a challenge test file (video_id like samm_test_1_001_2_1, video, ...)",
             )
-        videos.setdefault(row["video"], DATABASES[test.dataset].fps)
+        videos.setdefault(challenge_video_name(row, test_file, lineno), DATABASES[test.dataset].fps)
+    return videos
+
+
+def synthesize_long_test_videos(
+    videos: dict[str, int],
+    out_dir: str | Path,
+    *,
+    frames: int | None = None,
+    size: int = 64,
+    seed=0,
+) -> Path:
+    """One unannotated long video per test video (see :func:`long_videos_of_test_file`), in
+    ``out_dir/<video>/``, at its frame rate."""
     rng = np.random.default_rng([seed, 98])
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

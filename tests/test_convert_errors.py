@@ -80,8 +80,8 @@ def test_sheet_without_subject_and_filename(tmp_path, frames, capsys):
 def test_header_missing_another_column(tmp_path, frames, capsys):
     labels = write_sheet(tmp_path / "coding.xlsx", [["note"], HEADER[:6], GOOD[:6]])
     line = run_bad(capsys, tmp_path, frames, labels)
-    assert line.startswith(
-        "error: coding.xlsx[Sheet]:2: header row has no Action Units, Estimated Emotion column"
+    assert line.startswith(  # the sheet as given, not its base name, as other commands do
+        f"error: {labels}[Sheet]:2: header row has no Action Units, Estimated Emotion column"
     )
 
 
@@ -101,7 +101,7 @@ def test_header_missing_another_column(tmp_path, frames, capsys):
 )  # fmt: skip
 def test_a_bad_cell_is_named_with_its_row(tmp_path, frames, capsys, row, message):
     line = run_bad(capsys, tmp_path, frames, sheet_with(tmp_path, row))
-    expected = f"error: coding.xlsx[Sheet]:3: {message}"
+    expected = f"error: {tmp_path / 'coding.xlsx'}[Sheet]:3: {message}"
     if message.endswith("use one of "):  # the list of emotions follows
         assert line.startswith(expected)
     else:
@@ -156,3 +156,23 @@ def test_frame_problems_are_warnings(tmp_path, frames, capsys):
     assert f"sub01_EP02_01f: 4 frames in {frames.resolve()}/sub01/EP02_01f, labels span 5" in out
     assert "sub01_EP02_01f: no frame 46 in" in out and "(nearest is img47.jpg)" in out
     assert "warning (frame folder missing): 1" in out and "sub01_EP09_09: no frame folder" in out
+
+
+@pytest.mark.parametrize(
+    "vocab_row",
+    [
+        '{"dataset": "casme2", "aus": "12"}',  # not a list of AUs
+        '{"id": "casme2_1", "dataset": "casme2", "image_id": "x", "question": "q"}',  # a qa row
+    ],
+)
+def test_vocab_from_takes_only_clip_rows(tmp_path, frames, capsys, vocab_row):
+    labels = write_sheet(tmp_path / "coding.xlsx", [HEADER, GOOD])
+    vocab = tmp_path / "vocab.jsonl"
+    vocab.write_text(vocab_row + "\n")
+    status = convert("casme2", labels, frames, tmp_path / "out", "--vocab-from", str(vocab))
+    assert status == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: {vocab}:1: row has no aus list of action units ({{code, number, ...}}) "
+        "(give --vocab-from the clips.jsonl files written by me-vqa convert)"
+    ]
+    assert not (tmp_path / "out").exists()

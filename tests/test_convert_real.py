@@ -325,10 +325,7 @@ def test_casme3_bad_rows_stop_the_run_or_are_skipped_on_request(casme3, tmp_path
     args = ["convert", "casme3", "--labels", str(sheet), "--frames", str(frames), "--keep-others"]
     assert main([*args, "--out", str(tmp_path / "stop")]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith(
-        "error: cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx[label]:751: "
-        "onset 3647 is after offset 2694"
-    )
+    assert err.startswith(f"error: {sheet}[label]:751: onset 3647 is after offset 2694")
     assert not (tmp_path / "stop").exists()
     out = convert(capsys, *args[1:], "--out", tmp_path / "skip", "--skip-bad-rows")
     assert "857 kept, 3 dropped" in out and "folder case differs" in out

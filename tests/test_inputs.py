@@ -1,4 +1,5 @@
 import json
+import time
 from pathlib import Path
 
 import cv2
@@ -8,10 +9,12 @@ import pytest
 from data_builders import flow as flowlib
 from data_builders import inputs
 from data_builders.face import FaceShape
+from data_builders.frames import build_in_parallel
 from data_builders.sampling import estimate_apex
 from data_builders.synthetic import render_clip
 from vqa.cli import main
-from vqa.jsonl import read_jsonl
+from vqa.errors import UserError
+from vqa.jsonl import atomic_folder, read_jsonl
 
 ONSET, APEX, OFFSET = 100, 109, 123
 
@@ -284,12 +287,73 @@ def test_missing_frame_names_the_nearest(numbered_clip, capsys):
     )
 
 
-def test_frame_that_decodes_to_nothing(numbered_clip, capsys):
-    (numbered_clip / "frames" / "sub01" / "EP01_01" / f"img{ONSET}.png").write_bytes(
-        b"not an image"
-    )
-    expect_error(capsys, build(numbered_clip, "oao"), f"img{ONSET}.png", "decodes to nothing")
+@pytest.mark.parametrize(
+    "number, content",
+    [(ONSET, b"not an image"), (ONSET - 5, b"")],  # an empty first frame: its size is read first
+)
+def test_frame_that_decodes_to_nothing(numbered_clip, capsys, number, content):
+    (numbered_clip / "frames" / "sub01" / "EP01_01" / f"img{number}.png").write_bytes(content)
+    expect_error(capsys, build(numbered_clip, "oao"), f"img{number}.png", "decodes to nothing")
     assert not (numbered_clip / "out" / "inputs.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("onset", "abc", "onset 'abc' is not a frame number"),
+        ("apex", 109.5, "apex 109.5 is not a frame number"),
+        ("fps", 0, "fps 0 is not a frame rate"),
+        ("fps", "fast", "fps 'fast' is not a frame rate"),
+        ("image_id", 7, "image_id 7 is not text"),
+        ("dataset", None, "row has no dataset"),
+    ],
+)
+def test_clip_rows_of_the_wrong_type(numbered_clip, capsys, key, value, message):
+    clip = json.loads((numbered_clip / "clips.jsonl").read_text())
+    clip[key] = value
+    if value is None:
+        del clip[key]
+    (numbered_clip / "clips.jsonl").write_text(json.dumps(clip) + "\n")
+    expect_error(capsys, build(numbered_clip, "video"), f"clips.jsonl:1: {message} (")
+    assert not (numbered_clip / "out").exists()
+
+
+TEST_ROW = {"video_id": "samm_test_SAMM-1_1", "question": "What is the action unit?", "answer": ""}
+
+
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        ({**TEST_ROW, "video": 7}, "video 7 is not a folder name"),
+        (TEST_ROW, "row has no video (test rows) nor dataset and image_id (qa rows)"),
+        ({**TEST_ROW, "video": "SAMM-1"}, "clip SAMM-1: no frame images in"),
+    ],
+)
+def test_bad_test_rows(tmp_path, capsys, row, message):
+    (tmp_path / "videos" / "SAMM-1").mkdir(parents=True)  # a video folder without frames
+    test_file = tmp_path / "test.jsonl"
+    test_file.write_text(json.dumps(row) + "\n")
+    argv = ["build-inputs", "--qa", str(test_file), "--frames-root", str(tmp_path / "videos")]
+    code = main([*argv, "--mode", "oao", "--out", str(tmp_path / "out")])
+    expect_error(capsys, code, f"{test_file}:1: {message}", "(")  # every message has its fix
+    assert not (tmp_path / "out").exists()
+
+
+def _write_or_fail(folder: Path, fail: bool) -> None:
+    """A build_in_parallel task: fails while the other one is writing its folder."""
+    if fail:
+        time.sleep(0.3)
+        raise UserError("damaged frame")
+    with atomic_folder(folder) as tmp:
+        time.sleep(1.5)
+        (tmp / "record.json").write_text("{}")
+
+
+def test_a_failing_worker_leaves_no_temporary_folder(tmp_path):
+    tasks = [(tmp_path / "fails", True), (tmp_path / "finishes", False)]
+    with pytest.raises(UserError):
+        list(build_in_parallel(_write_or_fail, tasks, 2, "test", "clip"))
+    assert [p.name for p in tmp_path.iterdir()] == ["finishes"]  # built, cached by design
 
 
 @pytest.mark.parametrize(
@@ -298,6 +362,10 @@ def test_frame_that_decodes_to_nothing(numbered_clip, capsys):
         (["--mode", "stereo"], "unknown mode 'stereo'"),
         (["--mode", "video", "--num-frames", "5"], "--num-frames 5"),
         (["--mode", "video", "--num-frames", "0"], "--num-frames 0"),
+        (["--mode", "oao", "--size", "0"], "--size 0 is not allowed"),
+        (["--mode", "flow", "--flow-size", "-5"], "--flow-size -5 is not allowed"),
+        (["--mode", "oao", "--workers", "0"], "--workers 0 is not allowed"),
+        (["--mode", "long", "--size", "-5"], "--size -5 is not allowed"),
     ],
 )
 def test_bad_options(numbered_clip, capsys, args, fragment):
@@ -314,6 +382,7 @@ def test_bad_options(numbered_clip, capsys, args, fragment):
         ]
     )
     expect_error(capsys, code, fragment)
+    assert not (numbered_clip / "out").exists()
 
 
 def test_tvl1_without_contrib(numbered_clip, capsys, monkeypatch):

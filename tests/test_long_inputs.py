@@ -3,6 +3,7 @@ mapped back to video frames, real times given to the model, per-video cache, k <
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
@@ -197,6 +198,22 @@ def test_long_inputs_refuse_bad_windows(long_db, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--stride-seconds 3.0 does not fit" in err[0]
     assert not (tmp_path / "inputs.jsonl").exists()
+
+
+@pytest.mark.parametrize("fps", [0, -30, "30", None])
+def test_long_inputs_refuse_a_video_without_a_frame_rate(long_db, tmp_path, capsys, fps):
+    conv = long_db / "conv" / "casme_sq"
+    videos = read_jsonl(conv / "videos.jsonl")
+    videos[1]["fps"] = fps
+    (tmp_path / "videos.jsonl").write_text("".join(json.dumps(v) + "\n" for v in videos))
+    argv = ["build-inputs", "--mode", "long", "--videos", str(tmp_path / "videos.jsonl")]
+    argv += ["--qa", str(conv / "lvqa.jsonl"), "--out", str(tmp_path / "out")]
+    assert cli(argv) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: {tmp_path / 'videos.jsonl'}:2: fps {fps!r} is not a frame rate "
+        "(write the database's frames per second, as me-vqa convert does)"
+    ]
+    assert not (tmp_path / "out").exists()
 
 
 def test_flow_windows_show_one_flow_image_from_the_first_frame_to_the_peak(long_db, tmp_path):

@@ -234,3 +234,15 @@ def test_bad_sheet_cells_are_one_line_and_exit_2(tmp_path, capsys):
         assert code == 2 and len(out.err.strip().splitlines()) == 1
         assert "sheet.csv:2:" in out.err and message in out.err
         assert not (tmp_path / "out").exists()
+
+
+def test_a_sheet_missing_a_column_names_the_columns(tmp_path, capsys):
+    sheet = tmp_path / "sheet.csv"  # no type column: every later cell would shift left
+    sheet.write_text("1,anger1_1,557,572,608,4+10,negative,anger,51,s15/15_0401x\n")
+    code, out = convert(capsys, "casme_sq", sheet, tmp_path, tmp_path / "out")
+    assert code == 2 and out.err.strip().splitlines() == [
+        f"error: {sheet}: the sheet has 10 columns, not the 11 of its database: subject_number, "
+        "event, onset, apex, offset, aus, coarse, type, fine, duration, folder (add the missing "
+        "column at its place, as the database's own sheet has it)"
+    ]
+    assert not (tmp_path / "out").exists()

@@ -7,7 +7,13 @@ import pytest
 
 from data_builders.face import FaceShape, landmarks, lips
 from data_builders.frames import frame_files
-from data_builders.synthetic import DATABASES, render_clip, synthesize, synthesize_test_videos
+from data_builders.synthetic import (
+    DATABASES,
+    render_clip,
+    synthesize,
+    synthesize_test_videos,
+    videos_of_test_file,
+)
 from vqa.cli import main
 
 SMALL = dict(subjects=2, clips_per_subject=3, frames=8, size=64)
@@ -136,7 +142,9 @@ def test_test_videos_are_named_like_the_test_file(tmp_path):
         '{"video_id": "samm_test_SAMM-1_1", "video": "SAMM-1", "question": "q", "answer": ""}\n'
         '{"video_id": "samm_test_SAMM-2_1", "video": "SAMM-2", "question": "q", "answer": ""}\n'
     )
-    out = synthesize_test_videos(test_file, tmp_path / "test", frames=6, size=48)
+    out = synthesize_test_videos(
+        videos_of_test_file(test_file), tmp_path / "test", frames=6, size=48
+    )
     assert sorted(p.name for p in out.iterdir()) == ["SAMM-1", "SAMM-2"]
     assert len(frame_files(out / "SAMM-1")) == 6
 
@@ -162,3 +170,20 @@ def test_synth_replaces_its_own_output_but_never_a_users_folder(tmp_path, capsys
     assert main(argv) == 2
     assert "casme2: folder not written by me-vqa synth" in capsys.readouterr().err
     assert (tmp_path / "casme2" / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize(
+    "args, video_id",
+    [(["--databases", "smic"], "samm_test_SAMM-1_1"), (["--long"], "samm_test_006_1_1")],
+)
+def test_a_bad_test_file_is_refused_before_anything_is_written(tmp_path, capsys, args, video_id):
+    test_file = tmp_path / "test.jsonl"
+    test_file.write_text(f'{{"video_id": "{video_id}", "video": 7, "question": "q"}}\n')
+    out = tmp_path / "out"
+    argv = ["synth", "--out", str(out), *args, "--subjects", "1", "--clips", "1"]
+    assert main([*argv, "--frames", "6", "--size", "48", "--test-file", str(test_file)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: {test_file}:1: video 7 is not a folder name "
+        "(give the challenge test file's rows (video_id, video, question, answer))"
+    ]
+    assert not out.exists()
