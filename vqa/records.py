@@ -38,6 +38,11 @@ def qa_part(row: dict) -> dict:
     }
 
 
+def is_inputs_row(row: dict) -> bool:
+    """Whether a row is one build-inputs wrote: a ``mode`` and its pictures or frames."""
+    return "mode" in row and ("images" in row or "frames" in row)
+
+
 def visual_files(row: dict) -> list[str]:
     """The row's picture and frame paths, relative to its inputs.jsonl folder."""
     return list(row.get("images") or []) + list(row.get("frames") or [])

@@ -22,6 +22,7 @@ from vqa.errors import UserError
 from vqa.jsonl import read_jsonl, write_text_atomic
 from vqa.metrics import blocks_for, mean
 from vqa.question_types import REGISTRY, question_type
+from vqa.records import is_inputs_row
 
 UNPARSED = "unparsed"
 LEVELS = ("coarse", "fine")
@@ -132,6 +133,29 @@ def attach_labels(item: Item, include_combined: bool, file: Path, lineno: int) -
         item.labels[reading.task] = (truth, reading.parse(item.answer))
 
 
+def check_prediction(pred: Source, truth: Source | None) -> None:
+    """A prediction is an answer (not a build-inputs row) to the ground truth's question."""
+    row, path, lineno = pred
+    if is_inputs_row(row):
+        raise UserError(
+            "row is an inputs.jsonl row (visual keys of build-inputs), not an answer",
+            file=path,
+            row=lineno,
+            fix="give the answers file me-vqa infer wrote (its --out)",
+        )
+    question = row.get("question")
+    if truth is not None and question is not None and question != truth[0]["question"]:
+        true_row, true_path, true_lineno = truth
+        raise UserError(
+            f"question {question!r} is not the ground truth's {true_row['question']!r} "
+            f"(at {true_path}:{true_lineno})",
+            file=path,
+            row=lineno,
+            fix="answer the qa.jsonl you score against: one converted with another --seed "
+            "asks other questions under the same ids",
+        )
+
+
 def match(preds: dict[str, Source], truth: dict[str, Source], settings: Settings):
     """Items for every ground-truth row, plus the missing and extra ids."""
     for row, path, lineno in truth.values():
@@ -146,6 +170,8 @@ def match(preds: dict[str, Source], truth: dict[str, Source], settings: Settings
                 row=lineno,
                 fix="--gt needs answered rows; a test file to answer cannot be ground truth",
             )
+    for key, pred in preds.items():
+        check_prediction(pred, truth.get(key))
     if not truth.keys() & preds.keys():
         raise UserError(
             "no prediction id matches a ground-truth id",
