@@ -111,14 +111,24 @@ def dataset_of(row: dict, key: str) -> str:
     return databases.of_id(key) or "unknown"
 
 
-def _required(label, what: str, text: str, file: Path, lineno: int):
-    """A label parsed from a ground-truth answer; none is a :class:`UserError`."""
+def _required(reading, text: str, file: Path, lineno: int):
+    """The label a reading parses from a ground-truth answer; none, or an answer the reading
+    finds a problem in, is a :class:`UserError`."""
+    label = reading.parse(text)
     if label is None or label in ("", frozenset()):  # 0 events and no interval are labels
         raise UserError(
-            f"ground-truth answer {text!r} names no {what}",
+            f"ground-truth answer {text!r} names no {reading.what}",
             file=file,
             row=lineno,
             fix="ground truth must use the organisers' labels",
+        )
+    problem = reading.truth_problem(text) if reading.truth_problem else None
+    if problem:
+        raise UserError(
+            f"ground-truth answer {text!r}: {problem}",
+            file=file,
+            row=lineno,
+            fix="correct the --gt file (me-vqa convert writes ground truth the scorer reads)",
         )
     return label
 
@@ -129,7 +139,7 @@ def attach_labels(item: Item, include_combined: bool, file: Path, lineno: int) -
     for reading in qtype.readings if qtype else ():
         if reading.optional and not include_combined:
             continue
-        truth = _required(reading.parse(item.truth), reading.what, item.truth, file, lineno)
+        truth = _required(reading, item.truth, file, lineno)
         item.labels[reading.task] = (truth, reading.parse(item.answer))
 
 
