@@ -45,7 +45,7 @@ from data_builders.sampling import (
 from vqa.cli import command_parser
 from vqa.errors import UserError
 from vqa.jsonl import atomic_folder, make_folder, read_jsonl, write_jsonl
-from vqa.records import VISUAL_KEYS
+from vqa.records import VISUAL_KEYS, check_test_rows
 
 MODES = ("video", "oao", "flow", "video+flow", "oao+flow")
 CACHE_VERSION = 3
@@ -250,6 +250,7 @@ def join_rows(
     jobs = clip_jobs(clips_files, frames_root)
     joined = []
     numbered = [(f, n, row) for f in qa_files for n, row in enumerate(read_jsonl(f), 1)]
+    check_test_rows(numbered)
     for qa_file, lineno, row in numbered:
         if "video" in row and "image_id" not in row:
             folder, fps = challenge_video(row, frames_root, qa_file, lineno)

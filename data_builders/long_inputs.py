@@ -54,7 +54,7 @@ from vqa import lvqa
 from vqa.errors import UserError
 from vqa.jsonl import atomic_folder, make_folder, read_jsonl
 from vqa.question_types import question_type
-from vqa.records import OFFSET_KEY, VISUAL_KEYS, WINDOW_KEY, parse_video_id
+from vqa.records import OFFSET_KEY, VISUAL_KEYS, WINDOW_KEY, check_test_rows, parse_video_id
 
 SAMPLERS = ("motion", "uniform")
 WINDOW_INPUTS = ("frames", "flow")  # what a localisation window shows the model
@@ -305,6 +305,7 @@ def video_jobs(rows: list[tuple[Path, int, dict]], videos_files: list[Path], fra
             known[v["dataset"], v["video"]] = VideoJob(
                 name, root / v["frames_dir"], fps, file, lineno
             )
+    check_test_rows(rows)
     jobs = []
     for file, lineno, row in rows:
         test = parse_video_id(str(row["video_id"])) if "video_id" in row else None

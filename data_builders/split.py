@@ -1,4 +1,5 @@
-"""``me-vqa split``: subject-independent folds over one or more clips.jsonl files.
+"""``me-vqa split``: subject-independent folds over one or more clips.jsonl (or long-video
+videos.jsonl) files.
 
 Protocols: ``loso`` (leave one subject out, one fold per subject, as in the MEGC2019
 composite protocol) and ``kfold`` (``--k`` folds of whole subjects, as DFME does: scikit-learn's
@@ -37,24 +38,83 @@ from vqa.cli import command_parser
 from vqa.errors import UserError
 from vqa.folds import natural_key, subject_of
 from vqa.jsonl import read_jsonl, write_text_atomic
+from vqa.taxonomy import COARSE_CLASSES, OTHERS
 
 PROTOCOLS = ("loso", "kfold")
+COARSE = (*COARSE_CLASSES, OTHERS)  # the coarse classes convert writes
 
 
-def read_clips(paths: list[Path]) -> list[tuple[str, str]]:
-    """(subject key, coarse class) of every clip of the clips files, checked for a subject."""
-    clips = []
+def read_clips(paths: list[Path]) -> list[tuple[dict, Path, int]]:
+    """Every row of the clips.jsonl (or long-video videos.jsonl) files with its file and row
+    number, each checked to be one clip or video, none repeated."""
+    rows, first_seen = [], {}
     for path in paths:
         for lineno, row in enumerate(read_jsonl(path), 1):
-            if "dataset" not in row or "subject" not in row:
+            name = clip_name(row, path, lineno)
+            if name in first_seen:
                 raise UserError(
-                    "row has no dataset/subject",
+                    f"clip {name} is already at {first_seen[name]}",
                     file=path,
                     row=lineno,
-                    fix="give clips.jsonl from me-vqa convert",
+                    fix="give each clips file once; a clip may appear once across them",
                 )
-            clips.append((subject_of(row), str(row.get("coarse") or "")))
-    return clips
+            first_seen[name] = f"{path}:{lineno}"
+            rows.append((row, path, lineno))
+    return rows
+
+
+def clip_name(row: dict, path: Path, lineno: int) -> str:
+    """``dataset/image_id`` of a clip row or ``dataset/video`` of a long video's, the row
+    checked for a subject (text, as convert writes it) and for not being a question."""
+    if "question" in row:
+        raise UserError(
+            "row is a question (qa or inputs row), not a clip",
+            file=path,
+            row=lineno,
+            fix="give clips.jsonl or a long-video videos.jsonl from me-vqa convert",
+        )
+    if "dataset" not in row or "subject" not in row:
+        raise UserError(
+            "row has no dataset/subject",
+            file=path,
+            row=lineno,
+            fix="give clips.jsonl from me-vqa convert",
+        )
+    for key in ("dataset", "subject"):
+        if not isinstance(row[key], str) or not row[key].strip():
+            raise UserError(
+                f"{key} {row[key]!r} is not a name",
+                file=path,
+                row=lineno,
+                fix='write it as text, as convert does: "sub01", "6"',
+            )
+    name = row.get("video", row.get("image_id"))
+    if not isinstance(name, str) or not name:
+        raise UserError(
+            "row has no image_id (clip) or video (long video)",
+            file=path,
+            row=lineno,
+            fix="give clips.jsonl from me-vqa convert",
+        )
+    return f"{row['dataset']}/{name}"
+
+
+def coarse_classes(rows: list[tuple[dict, Path, int]]) -> list[str]:
+    """The coarse class of every row, which kfold stratifies by: once one row has one, every
+    row needs a known one; rows without any (long videos) all get ''."""
+    classes = [row.get("coarse") or "" for row, _, _ in rows]
+    if not any(classes):
+        return classes
+    for (_, path, lineno), coarse in zip(rows, classes, strict=True):
+        if coarse not in COARSE:
+            raise UserError(
+                f"unknown coarse class {coarse!r}" if coarse else "row has no coarse class",
+                file=path,
+                row=lineno,
+                fix=f"kfold stratifies by {', '.join(COARSE)}: give clips.jsonl from me-vqa "
+                "convert, or use --protocol loso",
+            )
+    return classes
 
 
 def loso(subjects: Counter) -> list[list[str]]:
@@ -109,7 +169,7 @@ def main(argv: list[str]) -> int:
         type=Path,
         nargs="+",
         required=True,
-        help="clips.jsonl file(s) from me-vqa convert",
+        help="clips.jsonl (or long-video videos.jsonl) file(s) from me-vqa convert",
     )
     parser.add_argument(
         "--protocol", choices=PROTOCOLS, required=True, help="leave-one-subject-out or k-fold"
@@ -118,9 +178,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=0, help="shuffle seed for kfold")
     parser.add_argument("--out", type=Path, required=True, help="JSON file to write the folds to")
     args = parser.parse_args(argv)
-    clips = read_clips(args.clips)
-    subjects = Counter(subject for subject, _ in clips)
-    groups = loso(subjects) if args.protocol == "loso" else kfold(clips, args.k, args.seed)
+    rows = read_clips(args.clips)
+    keys = [subject_of(row) for row, _, _ in rows]
+    subjects = Counter(keys)
+    if args.protocol == "loso":
+        groups = loso(subjects)
+    else:
+        groups = kfold(list(zip(keys, coarse_classes(rows), strict=True)), args.k, args.seed)
     plan = {
         "protocol": args.protocol,
         "k": len(groups),

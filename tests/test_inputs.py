@@ -388,3 +388,32 @@ def test_bad_options(numbered_clip, capsys, args, fragment):
 def test_tvl1_without_contrib(numbered_clip, capsys, monkeypatch):
     monkeypatch.setattr(flowlib, "has_tvl1", lambda: False)
     expect_error(capsys, build(numbered_clip, "flow", "--flow", "tvl1"), "opencv-contrib")
+
+
+def _test_row(video_id: str | None, video: str, k: int = 1) -> dict:
+    row = {"video_id": video_id, "video": video, "question": f"Question {k}?", "answer": ""}
+    return {key: value for key, value in row.items() if value is not None}
+
+
+@pytest.mark.parametrize("mode", ["oao", "long"])
+@pytest.mark.parametrize(
+    "bad,message",
+    [
+        (_test_row("samm_test_SAMM-1_1", "SAMM-1", 2), "video_id samm_test_SAMM-1_1 is already at"),
+        (
+            _test_row("casme3_test_SAMM-1_2", "SAMM-1"),
+            "names database casme3, the file's rows samm",
+        ),
+        (_test_row("samm_test_SAMM-2_2", "SAMM-1"), "names video 'SAMM-2', the row's video is"),
+        (_test_row(None, "SAMM-1"), "test row has no video_id"),
+    ],
+)
+def test_bad_challenge_test_rows(tmp_path, capsys, mode, bad, message):
+    test_file = tmp_path / "test.jsonl"
+    rows = [_test_row("samm_test_SAMM-1_1", "SAMM-1"), bad]
+    test_file.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    code = main(
+        ["build-inputs", "--qa", str(test_file), "--mode", mode, "--out", str(tmp_path / "in")]
+    )
+    expect_error(capsys, code, f"{test_file}:2:", message)
+    assert not (tmp_path / "in").exists()

@@ -4,7 +4,9 @@ import math
 
 import pytest
 
+from vqa.cli import main as cli
 from vqa.errors import UserError
+from vqa.jsonl import write_jsonl
 from vqa.lvqa import (
     au_inventory_metrics,
     count_metrics,
@@ -144,6 +146,18 @@ def test_unreadable_ground_truth_is_a_user_error():
     row = _row("v1", 1, texts()["questions"]["count_total"], "several")
     with pytest.raises(UserError, match="names no number of events"):
         score_rows([row], [row])
+
+
+def test_reversed_interval_in_the_ground_truth(tmp_path, capsys):
+    q = texts()["questions"]
+    truth = [_row("v1", 1, q["spot_macro"], "500-700"), _row("v1", 2, q["spot_micro"], "50-10")]
+    gt, pred, out = tmp_path / "gt.jsonl", tmp_path / "pred.jsonl", tmp_path / "scores"
+    write_jsonl(gt, truth)
+    write_jsonl(pred, [{**row, "answer": "10-50"} for row in truth])
+    assert cli(["score", "--pred", str(pred), "--gt", str(gt), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{gt}:2: ground-truth answer '50-10': onset 50" in err
+    assert not out.exists()
 
 
 def test_consistency_makes_a_videos_answers_agree():

@@ -97,3 +97,15 @@ def test_compare_prints_one_table(scored, tmp_path, capsys):
 
 def test_compare_without_metrics_is_one_line_error(tmp_path, capsys):
     _fails(capsys, ["--compare", str(tmp_path)], f"{tmp_path}: no metrics.json here")
+
+
+def test_compare_metrics_of_another_shape_is_one_line_error(scored, tmp_path, capsys):
+    out, _ = scored
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "metrics.json").write_text('{"overall": 5}\n')
+    _fails(
+        capsys,
+        ["--compare", str(out), str(other)],
+        f"{other / 'metrics.json'}: not a metrics.json of 'me-vqa score'",
+    )

@@ -401,6 +401,34 @@ def test_empty_file(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+def test_prediction_asking_another_question(tmp_path, capsys):
+    truth, preds, _ = fixture_rows()
+    preds[2] = {**preds[2], "question": truth[1]["question"]}  # a qa file of another --seed
+    pred, gt = _files(tmp_path, truth, preds)
+    out = tmp_path / "o"
+    _fails(
+        capsys,
+        ["--pred", pred, "--gt", gt, "--out", str(out)],
+        f"{pred}:3:",
+        f"is not the ground truth's {truth[2]['question']!r} (at {gt}:3)",
+        "answer the qa.jsonl you score against",
+    )
+    assert not out.exists()
+
+
+def test_predictions_without_questions_score_as_with_them(tmp_path):
+    truth, preds, _ = fixture_rows()
+    bare = [{k: v for k, v in p.items() if k != "question"} for p in preds]
+    assert score_rows(bare, truth) == score_rows(preds, truth)
+
+
+def test_inputs_file_as_predictions(tmp_path, capsys):
+    truth, preds, _ = fixture_rows()
+    inputs = [{**row, "mode": "oao", "images": ["clips/a/onset_1.jpg"]} for row in truth]
+    pred, gt = _files(tmp_path, truth, inputs)
+    _fails(capsys, ["--pred", pred, "--gt", gt], f"{pred}:1:", "inputs.jsonl row", "me-vqa infer")
+
+
 def test_missing_arguments(capsys):
     _fails(capsys, ["--pred", "x.jsonl"], "--pred and --gt are required")
 

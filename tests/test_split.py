@@ -114,7 +114,8 @@ def test_kfold_needs_enough_subjects(tmp_path, clips, capsys):
 
 def test_rows_without_subject_are_refused(tmp_path, capsys):
     write_jsonl(
-        tmp_path / "bad.jsonl", [{"dataset": "casme2", "subject": "sub01"}, {"dataset": "casme2"}]
+        tmp_path / "bad.jsonl",
+        [{"dataset": "casme2", "subject": "sub01", "image_id": "sub01_1"}, {"dataset": "casme2"}],
     )
     assert (
         main(
@@ -165,3 +166,52 @@ def test_kfold_needs_a_class_with_k_clips(tmp_path, capsys):
         "error: --k 3 is more than the clips of any one class (choose a smaller --k or loso)"
     )
     assert not out.exists()
+
+
+def _fails(tmp_path, capsys, files, protocol, message):
+    out = tmp_path / "f.json"
+    argv = ["split", "--clips", *map(str, files), "--protocol", protocol, "--out", str(out)]
+    assert main([*argv, "--k", "2"] if protocol == "kfold" else argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+    assert not out.exists()
+
+
+def test_qa_rows_are_not_clips(tmp_path, capsys):
+    qa = tmp_path / "qa.jsonl"
+    row = {"dataset": "casme2", "subject": "sub01", "image_id": "sub01_1"}
+    write_jsonl(qa, [{**row, "question": "What is the coarse expression class?", "answer": ""}])
+    _fails(tmp_path, capsys, [qa], "loso", f"{qa}:1: row is a question")
+
+
+def test_a_clip_given_twice_is_refused(tmp_path, clips, capsys):
+    message = f"{clips[0]}:1: clip casme2/sub01_0 is already at {clips[0]}:1"
+    _fails(tmp_path, capsys, [clips[0], *clips], "loso", message)
+
+
+def test_subject_that_is_not_text_is_refused(tmp_path, capsys):
+    path = tmp_path / "clips.jsonl"
+    write_jsonl(path, [{"dataset": "samm", "subject": 6, "image_id": "006_1_2"}])
+    _fails(tmp_path, capsys, [path], "loso", f"{path}:1: subject 6 is not a name")
+
+
+@pytest.mark.parametrize(
+    "coarse,message", [(None, "row has no coarse class"), ("meh", "unknown coarse class 'meh'")]
+)
+def test_kfold_refuses_a_clip_without_a_known_class(tmp_path, capsys, coarse, message):
+    path = one_class_subjects(tmp_path, ["positive", "negative", "surprise"], clips=2)
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    rows[3]["coarse"] = coarse
+    write_jsonl(path, rows)
+    _fails(tmp_path, capsys, [path], "kfold", f"{path}:4: {message}")
+
+
+def test_long_videos_split_without_classes(tmp_path):
+    path = tmp_path / "videos.jsonl"
+    rows = [
+        {"dataset": "samm_lv", "subject": str(i), "video": f"00{i}_1", "events": []}
+        for i in range(1, 5)
+    ]
+    write_jsonl(path, rows)
+    plan = run_split(tmp_path, [path], "--protocol", "kfold", "--k", "2")
+    assert [f["test_clips"] for f in plan["folds"]] == [2, 2]

@@ -155,6 +155,8 @@ def test_command_reads_jsonl_and_csv(tmp_path, capsys, suffix):
         ({"onset": "ten"}, "pred.jsonl:1: onset 'ten' is not a frame number"),
         ({"onset": 1.5}, "pred.jsonl:1: onset 1.5 is not a frame number"),
         ({"type": "meso"}, "pred.jsonl:1: unknown type 'meso'"),
+        ({"emotion": "bogus"}, "pred.jsonl:1: unknown emotion 'bogus'"),
+        ({"emotion": 5}, "pred.jsonl:1: unknown emotion 5"),
     ],
 )
 def test_bad_rows_are_one_line_and_exit_2(tmp_path, capsys, bad, message):
@@ -165,3 +167,36 @@ def test_bad_rows_are_one_line_and_exit_2(tmp_path, capsys, bad, message):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err
     assert not out.exists()
+
+
+def _fails(tmp_path, capsys, gt, pred, message):
+    out = tmp_path / "scores"
+    assert main(["score-spotting", "--pred", str(pred), "--gt", str(gt), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+    assert not out.exists()
+
+
+def test_unknown_emotion_in_the_ground_truth(tmp_path, capsys):
+    rows = [{**row, "emotion": "negative"} for row in _rows(TRUTH)]
+    pred = _write(tmp_path / "pred.jsonl", rows)
+    rows[1]["emotion"] = "bogus"
+    gt = _write(tmp_path / "gt.jsonl", rows)
+    _fails(tmp_path, capsys, gt, pred, "gt.jsonl:2: unknown emotion 'bogus'")
+
+
+def test_interval_listed_twice_in_the_ground_truth(tmp_path, capsys):
+    rows = _rows(TRUTH)
+    gt = _write(tmp_path / "gt.jsonl", [*rows, {**rows[2], "emotion": "others"}])
+    pred = _write(tmp_path / "pred.jsonl", _rows(PREDS))
+    message = f"gt.jsonl:{len(rows) + 1}: interval 41-100 (macro) of samm_lv/v2 is already at row 3"
+    _fails(tmp_path, capsys, gt, pred, message)
+
+
+def test_csv_row_with_a_cell_beyond_the_header(tmp_path, capsys):
+    gt = _write(tmp_path / "gt.csv", _rows(TRUTH))
+    pred = _write(tmp_path / "pred.csv", _rows(PREDS))
+    lines = pred.read_text().splitlines()
+    lines[2] += ",extra"
+    pred.write_text("\n".join(lines) + "\n")
+    _fails(tmp_path, capsys, gt, pred, "pred.csv:3: row has 6 cells, the header 5")

@@ -105,6 +105,12 @@ def parse_intervals(text: str) -> list[tuple[int, int]] | None:
     return [] if _NONE.search(text.lower()) else None
 
 
+def reversed_interval(text: str) -> str | None:
+    """The first interval of a localisation answer written offset first, as a problem."""
+    backwards = [(a, b) for a, b in _INTERVAL.findall(text) if int(a) > int(b)]
+    return f"onset {backwards[0][0]} is after offset {backwards[0][1]}" if backwards else None
+
+
 # ---------------------------------------------------------------- spotting windows
 
 

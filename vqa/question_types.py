@@ -32,13 +32,16 @@ OTHER = "other"
 class Reading:
     """A label read from an answer: the metric task it feeds and the parser that reads it.
 
-    ``optional`` readings are scored only when asked (``score --include-combined``).
+    ``optional`` readings are scored only when asked (``score --include-combined``);
+    ``truth_problem`` says what is wrong with a ground-truth answer that ``parse`` reads anyway
+    (None when nothing is).
     """
 
     task: str
     parse: Callable[[str], Any]
     what: str
     optional: bool = False
+    truth_problem: Callable[[str], str | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -266,7 +269,14 @@ for name in lvqa.SPOT_TYPES:
             name,
             rf"list every {lvqa.SPOT_TYPES[name]}-expression event",
             160,
-            (Reading(name, lvqa.parse_intervals, "interval list"),),
+            (
+                Reading(
+                    name,
+                    lvqa.parse_intervals,
+                    "interval list",
+                    truth_problem=lvqa.reversed_interval,
+                ),
+            ),
             lvqa.intervals_answer,
             track="lvqa",
         )

@@ -18,6 +18,7 @@ replaces did, and is refused with a request to rebuild).
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,11 @@ def qa_part(row: dict) -> dict:
     return {
         k: v for k, v in row.items() if k not in VISUAL_KEYS and k != BASE_KEY and v is not None
     }
+
+
+def is_inputs_row(row: dict) -> bool:
+    """Whether a row is one build-inputs wrote: a ``mode`` and its pictures or frames."""
+    return "mode" in row and ("images" in row or "frames" in row)
 
 
 def visual_files(row: dict) -> list[str]:
@@ -103,3 +109,45 @@ def parse_video_id(video_id: str) -> TestId | None:
     if not (mark and dataset and video and number.isdigit()):
         return None
     return TestId(dataset, video, int(number))
+
+
+def is_test_row(row: dict) -> bool:
+    """Whether a row is a challenge test row: a ``video_id``, or a ``video`` without an id."""
+    return "video_id" in row or ("video" in row and "id" not in row and "image_id" not in row)
+
+
+def check_test_rows(rows: Iterable[tuple[Path, int, dict]]) -> None:
+    """Refuse challenge test rows (of ``(file, row number, row)``; other rows pass) whose
+    ``video_id`` does not parse, names another video than the row's ``video`` or another
+    database than the file's other rows, or repeats one given before."""
+    first_at: dict[str, str] = {}
+    databases: dict[Path, str] = {}
+    for file, lineno, row in rows:
+        if not is_test_row(row):
+            continue
+        problem = _video_id_problem(row, databases.get(file), first_at)
+        if problem:
+            raise UserError(
+                problem, file=file, row=lineno, fix="give the challenge test files as released"
+            )
+        databases.setdefault(file, parse_video_id(row["video_id"]).dataset)
+        first_at[row["video_id"]] = f"{file}:{lineno}"
+
+
+def _video_id_problem(row: dict, database: str | None, first_at: dict[str, str]) -> str | None:
+    """What is wrong with a test row's ``video_id``, given its file's database (None before
+    its first test row) and where each earlier ``video_id`` was."""
+    video_id = row.get("video_id")
+    if video_id is None:
+        return "test row has no video_id"
+    test_id = parse_video_id(video_id) if isinstance(video_id, str) else None
+    if test_id is None:
+        return f"video_id {video_id!r} is not a challenge test id (like samm_test_SAMM-1_1)"
+    if test_id.video != row.get("video"):
+        video = row.get("video")
+        return f"video_id {video_id} names video {test_id.video!r}, the row's video is {video!r}"
+    if database not in (None, test_id.dataset):
+        return f"video_id {video_id} names database {test_id.dataset}, the file's rows {database}"
+    if video_id in first_at:
+        return f"video_id {video_id} is already at {first_at[video_id]}"
+    return None

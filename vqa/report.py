@@ -215,11 +215,21 @@ def load_metrics(folder: Path) -> dict:
             "no metrics.json here", file=folder, fix="give folders written by 'me-vqa score --out'"
         )
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        metrics = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise UserError(
             f"not valid JSON ({e.msg})", file=path, fix="re-run 'me-vqa score --out'"
         ) from None
+    shaped = isinstance(metrics, dict) and all(
+        isinstance(metrics.get(key), dict) for key in ("overall", "by_dataset", "settings")
+    )
+    if not shaped:
+        raise UserError(
+            "not a metrics.json of 'me-vqa score' (no overall, by_dataset and settings)",
+            file=path,
+            fix="give folders written by 'me-vqa score --out'",
+        )
+    return metrics
 
 
 def compare_table(folders: list[Path]) -> str:

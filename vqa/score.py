@@ -22,6 +22,7 @@ from vqa.errors import UserError
 from vqa.jsonl import make_folder, read_jsonl, write_text_atomic
 from vqa.metrics import blocks_for, mean
 from vqa.question_types import REGISTRY, question_type
+from vqa.records import is_inputs_row
 
 UNPARSED = "unparsed"
 LEVELS = ("coarse", "fine")
@@ -110,14 +111,24 @@ def dataset_of(row: dict, key: str) -> str:
     return databases.of_id(key) or "unknown"
 
 
-def _required(label, what: str, text: str, file: Path, lineno: int):
-    """A label parsed from a ground-truth answer; none is a :class:`UserError`."""
+def _required(reading, text: str, file: Path, lineno: int):
+    """The label a reading parses from a ground-truth answer; none, or an answer the reading
+    finds a problem in, is a :class:`UserError`."""
+    label = reading.parse(text)
     if label is None or label in ("", frozenset()):  # 0 events and no interval are labels
         raise UserError(
-            f"ground-truth answer {text!r} names no {what}",
+            f"ground-truth answer {text!r} names no {reading.what}",
             file=file,
             row=lineno,
             fix="ground truth must use the organisers' labels",
+        )
+    problem = reading.truth_problem(text) if reading.truth_problem else None
+    if problem:
+        raise UserError(
+            f"ground-truth answer {text!r}: {problem}",
+            file=file,
+            row=lineno,
+            fix="correct the --gt file (me-vqa convert writes ground truth the scorer reads)",
         )
     return label
 
@@ -128,8 +139,31 @@ def attach_labels(item: Item, include_combined: bool, file: Path, lineno: int) -
     for reading in qtype.readings if qtype else ():
         if reading.optional and not include_combined:
             continue
-        truth = _required(reading.parse(item.truth), reading.what, item.truth, file, lineno)
+        truth = _required(reading, item.truth, file, lineno)
         item.labels[reading.task] = (truth, reading.parse(item.answer))
+
+
+def check_prediction(pred: Source, truth: Source | None) -> None:
+    """A prediction is an answer (not a build-inputs row) to the ground truth's question."""
+    row, path, lineno = pred
+    if is_inputs_row(row):
+        raise UserError(
+            "row is an inputs.jsonl row (visual keys of build-inputs), not an answer",
+            file=path,
+            row=lineno,
+            fix="give the answers file me-vqa infer wrote (its --out)",
+        )
+    question = row.get("question")
+    if truth is not None and question is not None and question != truth[0]["question"]:
+        true_row, true_path, true_lineno = truth
+        raise UserError(
+            f"question {question!r} is not the ground truth's {true_row['question']!r} "
+            f"(at {true_path}:{true_lineno})",
+            file=path,
+            row=lineno,
+            fix="answer the qa.jsonl you score against: one converted with another --seed "
+            "asks other questions under the same ids",
+        )
 
 
 def match(preds: dict[str, Source], truth: dict[str, Source], settings: Settings):
@@ -146,6 +180,8 @@ def match(preds: dict[str, Source], truth: dict[str, Source], settings: Settings
                 row=lineno,
                 fix="--gt needs answered rows; a test file to answer cannot be ground truth",
             )
+    for key, pred in preds.items():
+        check_prediction(pred, truth.get(key))
     if not truth.keys() & preds.keys():
         raise UserError(
             "no prediction id matches a ground-truth id",

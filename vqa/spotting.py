@@ -28,10 +28,12 @@ from vqa.cli import command_parser
 from vqa.errors import UserError
 from vqa.jsonl import make_folder, read_jsonl, write_text_atomic
 from vqa.metrics import Table, class_scores, register_table
+from vqa.taxonomy import COARSE_CLASSES, OTHERS
 
 TYPES = ("micro", "macro")
 TYPE_SPELLINGS = {"micro": "micro", "macro": "macro"} | {f"{t}-expression": t for t in TYPES}
 FIELDS = ("dataset", "video", "onset", "offset", "type")
+EMOTIONS = (*COARSE_CLASSES, OTHERS)  # the MEGC2024 spot-then-recognise classes convert writes
 IOU_THRESHOLD = Fraction(1, 2)
 
 
@@ -209,6 +211,13 @@ def _frame(value, what: str, path: Path, row: int) -> int:
 
 def to_interval(record: dict, path: Path, row: int) -> Interval:
     """One interval row, checked (UserError naming the file and row)."""
+    if None in record:  # csv cells beyond the header's columns
+        raise UserError(
+            f"row has {len(record) - 1 + len(record[None])} cells, the header {len(record) - 1}",
+            file=path,
+            row=row,
+            fix="give each row exactly the header's columns",
+        )
     missing = [f for f in FIELDS if record.get(f) in (None, "")]
     if missing:
         raise UserError(
@@ -229,6 +238,13 @@ def to_interval(record: dict, path: Path, row: int) -> Interval:
             f"unknown type {record['type']!r}", file=path, row=row, fix="write micro or macro"
         )
     emotion = str(record.get("emotion") or "").strip().lower() or None
+    if emotion not in (None, *EMOTIONS):
+        raise UserError(
+            f"unknown emotion {record['emotion']!r}",
+            file=path,
+            row=row,
+            fix=f"write one of {', '.join(EMOTIONS)}, or no emotion",
+        )
     dataset = str(record["dataset"]).strip().lower()
     return Interval(dataset, str(record["video"]).strip(), onset, offset, kind, emotion, row)
 
@@ -248,6 +264,24 @@ def read_intervals(path: Path) -> list[Interval]:
             f"unsupported file type {path.suffix!r}", file=path, fix="give a .jsonl or .csv file"
         )
     return [to_interval(record, path, row) for row, record in records]
+
+
+def check_truth(truth: list[Interval], path: Path) -> None:
+    """Refuse ground truth without intervals or with an interval annotated twice."""
+    if not truth:
+        raise UserError("no interval in the ground truth", file=path, fix="give intervals")
+    first_rows: dict[tuple, int] = {}
+    for it in truth:
+        key = (it.dataset, it.video, it.onset, it.offset, it.type)  # whatever its emotion
+        if key in first_rows:
+            raise UserError(
+                f"interval {it.onset}-{it.offset} ({it.type}) of {it.dataset}/{it.video} is "
+                f"already at row {first_rows[key]}",
+                file=path,
+                row=it.row,
+                fix="list each true interval once",
+            )
+        first_rows[key] = it.row
 
 
 def check_videos(preds: list[Interval], truth: list[Interval], path: Path) -> None:
@@ -275,8 +309,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--out", type=Path, help="write metrics.json and report.md here")
     args = parser.parse_args(argv)
     truth = read_intervals(args.gt)
-    if not truth:
-        raise UserError("no interval in the ground truth", file=args.gt, fix="give intervals")
+    check_truth(truth, args.gt)
     preds = read_intervals(args.pred)
     check_videos(preds, truth, args.pred)
     metrics = spotting_metrics(preds, truth)
