@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from vqa.databases import DATABASES
 from vqa.errors import UserError
-from vqa.records import parse_video_id
+from vqa.records import challenge_video_name, parse_video_id
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
 _TRAILING_NUMBER = re.compile(r"(\d+)$")
@@ -136,19 +136,6 @@ def cached(parent: Path, name: str, key: str) -> tuple[Path, dict | None]:
     if not record.is_file():
         return folder, None
     return folder, {**json.loads(record.read_text("utf-8")), "cached": True}
-
-
-def challenge_video_name(row: dict, file: Path, lineno: int) -> str:
-    """A challenge test row's ``video``, the name of its frame folder, checked to be one."""
-    name = row.get("video")
-    if not isinstance(name, str) or not name:
-        raise UserError(
-            "test row has no video" if name is None else f"video {name!r} is not a folder name",
-            file=file,
-            row=lineno,
-            fix="give the challenge test file's rows (video_id, video, question, answer)",
-        )
-    return name
 
 
 def challenge_video(row: dict, frames_root: Path | None, file: Path, lineno: int):

@@ -355,7 +355,12 @@ def _parser():
         type=Path,
         help="folder of frame folders (overrides clips.jsonl; test files)",
     )
-    parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=min(4, os.cpu_count() or 1),
+        help="clips (or long videos) built at a time, each in its own process",
+    )
     return parser
 
 
@@ -370,7 +375,7 @@ def check_counts(args) -> None:
 
 def params_from(args) -> Params:
     if args.mode not in MODES:
-        raise UserError(f"unknown mode {args.mode!r}", fix=f"use one of {', '.join(MODES)}")
+        raise UserError(f"unknown mode {args.mode!r}", fix=f"use one of {', '.join(MODES)}, long")
     if args.mode.startswith("video"):
         check_num_frames(args.num_frames)
     if "flow" in args.mode:

@@ -21,11 +21,11 @@ from tqdm import tqdm
 
 from data_builders.au import parse_aus
 from data_builders.face import FaceShape, Pose, render
-from data_builders.frames import challenge_video_name
 from vqa.cli import command_parser
 from vqa.databases import DATABASES as KNOWN
 from vqa.errors import UserError
 from vqa.jsonl import atomic_folder, read_jsonl
+from vqa.records import challenge_video_name
 
 # left in every folder synth writes: only such a folder (or an empty one) is replaced
 STAMP = ".written-by-me-vqa-synth"
@@ -447,7 +447,7 @@ def main(argv: list[str]) -> int:
         "that holds a micro- and a macro-expression)",
     )
     parser.add_argument("--size", type=int, default=128, help="face image size in pixels")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of every random draw")
     parser.add_argument(
         "--test-file",
         type=Path,

@@ -21,7 +21,6 @@ import numpy as np
 from tqdm import tqdm
 
 from data_builders.face import FaceShape, Pose, render
-from data_builders.frames import challenge_video_name
 from data_builders.synthetic import (
     EMOTION_AUS,
     SAMM_PREAMBLE,
@@ -34,7 +33,7 @@ from data_builders.synthetic import (
 from vqa.databases import DATABASES
 from vqa.errors import UserError
 from vqa.jsonl import read_jsonl
-from vqa.records import parse_video_id
+from vqa.records import challenge_video_name, parse_video_id
 from vqa.taxonomy import FINE_TO_COARSE, OTHERS
 
 LONG_DATABASES = tuple(name for name, db in DATABASES.items() if db.long and db.synth_frames)

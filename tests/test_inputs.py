@@ -325,7 +325,8 @@ TEST_ROW = {"video_id": "samm_test_SAMM-1_1", "question": "What is the action un
     "row, message",
     [
         ({**TEST_ROW, "video": 7}, "video 7 is not a folder name"),
-        (TEST_ROW, "row has no video (test rows) nor dataset and image_id (qa rows)"),
+        (TEST_ROW, "test row has no video"),
+        ({"question": "What is the action unit?"}, "row has no video (test rows) nor dataset"),
         ({**TEST_ROW, "video": "SAMM-1"}, "clip SAMM-1: no frame images in"),
     ],
 )

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from vqa import question_types
 from vqa.errors import UserError
 from vqa.lora import PRESETS
 from vqa.model import DEFAULT_MODEL
@@ -85,8 +86,8 @@ class DataArguments:
     question_types: str | None = field(
         default=None,
         metadata={
-            "help": "train and evaluate on these question types only (comma list of coarse, "
-            "fine, au, left_right, yes_no, combined, other); default all"
+            "help": "train and evaluate on these question types only (comma list of "
+            f"{', '.join(question_types.names())}); default all"
         },
     )
 

@@ -39,11 +39,16 @@ def fold_plan(rows: list[dict], protocol: str, folds_file: str | None) -> list[l
     return [[s] for s in sorted({subject_of(r) for r in rows}, key=natural_key)]
 
 
+def fold_dir(args: Arguments, index: int) -> Path:
+    """The output folder of fold ``index`` (counted from 0)."""
+    return Path(args.training.output_dir) / f"fold_{index:02d}"
+
+
 def fold_args(args: Arguments, index: int, subjects: list[str]) -> Arguments:
     """The finetune arguments of one fold (its own output folder; resumes its last checkpoint)."""
     from transformers.trainer_utils import get_last_checkpoint
 
-    out = Path(args.training.output_dir) / f"fold_{index:02d}"
+    out = fold_dir(args, index)
     last = get_last_checkpoint(str(out)) if out.is_dir() else None
     return with_overrides(
         args,
@@ -79,7 +84,7 @@ def pooled(args: Arguments, plan: list[list[str]], truth: list[dict]) -> dict:
 
     folds, answers, per_fold = [], [], []
     for index, subjects in enumerate(plan):
-        out = Path(args.training.output_dir) / f"fold_{index:02d}"
+        out = fold_dir(args, index)
         run = run_record(out)
         folds.append({"fold": index, "subjects": subjects, "metrics": run["final_metrics"]})
         fold_answers = read_jsonl(out / "eval_answers.jsonl")
@@ -107,10 +112,13 @@ def main(argv: list[str]) -> int:
     for subjects in plan:  # every fold checked before the first one trains or writes
         check_subjects(rows, subjects, args.data.train_file)
     for index, subjects in enumerate(plan):
-        if (Path(args.training.output_dir) / f"fold_{index:02d}" / "run.json").is_file():
-            print(f"fold {index}: done already, skipped")
+        out = fold_dir(args, index)
+        if (out / "run.json").is_file():
+            print(f"{out.name} ({index + 1} of {len(plan)}): done already, skipped")
             continue
-        print(f"fold {index + 1}/{len(plan)}: held-out {', '.join(subjects)}", flush=True)
+        print(
+            f"{out.name} ({index + 1} of {len(plan)}): held-out {', '.join(subjects)}", flush=True
+        )
         run(fold_args(args, index, subjects))
     if args.training.process_index != 0:
         return 0

@@ -116,6 +116,19 @@ def is_test_row(row: dict) -> bool:
     return "video_id" in row or ("video" in row and "id" not in row and "image_id" not in row)
 
 
+def challenge_video_name(row: dict, file: Path, lineno: int) -> str:
+    """A challenge test row's ``video``, the name of its frame folder, checked to be one."""
+    name = row.get("video")
+    if not isinstance(name, str) or not name:
+        raise UserError(
+            "test row has no video" if name is None else f"video {name!r} is not a folder name",
+            file=file,
+            row=lineno,
+            fix="give the challenge test file's rows (video_id, video, question, answer)",
+        )
+    return name
+
+
 def check_test_rows(rows: Iterable[tuple[Path, int, dict]]) -> None:
     """Refuse challenge test rows (of ``(file, row number, row)``; other rows pass) whose
     ``video_id`` does not parse, names another video than the row's ``video`` or another
@@ -125,6 +138,7 @@ def check_test_rows(rows: Iterable[tuple[Path, int, dict]]) -> None:
     for file, lineno, row in rows:
         if not is_test_row(row):
             continue
+        challenge_video_name(row, file, lineno)
         problem = _video_id_problem(row, databases.get(file), first_at)
         if problem:
             raise UserError(
