@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 import sacrebleu
+from nltk.translate.bleu_score import SmoothingFunction
+from nltk.translate.bleu_score import sentence_bleu as nltk_bleu
 from rouge_score.rouge_scorer import RougeScorer
 from sklearn.metrics import accuracy_score, f1_score, recall_score
 from sklearn.preprocessing import MultiLabelBinarizer
@@ -14,7 +16,7 @@ from sklearn.preprocessing import MultiLabelBinarizer
 from vqa.cli import main as cli
 from vqa.jsonl import write_jsonl
 from vqa.prompts import official
-from vqa.score import Settings, score_rows
+from vqa.score import Settings, score_rows, sentence_bleu
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "megc2025"
 Q, A = official()["questions"], official()["answers"]
@@ -117,8 +119,9 @@ def unparsed(label):
     return "unparsed" if label is None else label
 
 
-def expected_metrics(expected: list[dict], label_set: str, bleu: str, rouge: str) -> dict:
-    """Every default metric recomputed with sklearn, sacrebleu and rouge-score."""
+def expected_metrics(expected: list[dict], settings: Settings) -> dict:
+    """Every metric recomputed with sklearn, sacrebleu or nltk and rouge-score."""
+    label_set, bleu, rouge = settings.label_set, settings.bleu, settings.rouge
     out = {}
     for level in ("coarse", "fine"):
         rows = [r for r in expected if r["kind"] == level]
@@ -138,12 +141,13 @@ def expected_metrics(expected: list[dict], label_set: str, bleu: str, rouge: str
     if bleu == "corpus":
         out["bleu"] = sacrebleu.corpus_bleu(hyps, [refs], lowercase=True).score / 100
     else:
+        smooth = SmoothingFunction().method1
         scores = [
-            sacrebleu.sentence_bleu(h, [r], lowercase=True).score / 100
+            nltk_bleu([r.lower().split()], h.lower().split(), smoothing_function=smooth)
             for h, r in zip(hyps, refs, strict=True)
         ]
         out["bleu"] = sum(scores) / len(scores)
-    scorer = RougeScorer(["rouge1"])
+    scorer = RougeScorer(["rouge1"], use_stemmer=settings.rouge_stemmer)
     field = "recall" if rouge == "recall" else "fmeasure"
     out["rouge1"] = sum(
         getattr(scorer.score(r, h)["rouge1"], field) for h, r in zip(hyps, refs, strict=True)
@@ -177,7 +181,7 @@ def expected_au(expected: list[dict]) -> dict:
 
 
 def assert_block(block: dict, expected: list[dict], settings: Settings):
-    want = expected_metrics(expected, settings.label_set, settings.bleu, settings.rouge)
+    want = expected_metrics(expected, settings)
     for level in ("coarse", "fine"):
         uf1, uar, acc, n = want[level]
         assert block[level]["uf1"] == pytest.approx(uf1, abs=1e-9)
@@ -195,10 +199,11 @@ SETTINGS = [
     Settings(bleu="sentence"),
     Settings(rouge="f1"),
     Settings(label_set="gt+pred", bleu="sentence", rouge="f1"),
+    Settings(rouge_stemmer=True),
 ]
 
 
-@pytest.mark.parametrize("settings", SETTINGS, ids=lambda s: f"{s.label_set}-{s.bleu}-{s.rouge}")
+@pytest.mark.parametrize("settings", SETTINGS, ids=lambda s: "-".join(map(str, vars(s).values())))
 def test_metrics_match_independent_computation(settings):
     truth, preds, expected = fixture_rows()
     metrics = score_rows(preds, truth, settings)
@@ -207,6 +212,19 @@ def test_metrics_match_independent_computation(settings):
         subset = [r for r in expected if r["dataset"] == dataset]
         assert_block(metrics["by_dataset"][dataset], subset, settings)
     assert metrics["settings"] == {**settings.__dict__}
+
+
+def test_sentence_bleu_and_stemmed_rouge_by_hand():
+    # one word, matched: unigram precision 1, the missing 2-4-grams smoothed to 0.1 / 1 each
+    assert sentence_bleu("Negative", "negative") == pytest.approx(0.1**0.75)
+    assert sentence_bleu("the brow is lowered", "the brow is lowered") == pytest.approx(1.0)
+    truth = [{"id": "a_1", "question": "What are the action units?", "answer": "brow lowerer"}]
+    pred = [{"id": "a_1", "answer": "brow lowerers"}]
+    plain, stemmed = (
+        score_rows(pred, truth, Settings(rouge_stemmer=stem))["overall"]["rouge1"]
+        for stem in (False, True)
+    )
+    assert (plain, stemmed) == (0.5, 1.0)
 
 
 def test_label_sets_differ_where_a_class_is_only_predicted():
@@ -306,7 +324,9 @@ def test_cli_writes_metrics_with_exact_keys(tmp_path, capsys):
     ]
     assert list(metrics["overall"]["coarse"]) == ["uf1", "uar", "accuracy", "n", "unparsed"]
     assert list(metrics["by_question_type"]["coarse"]) == ["bleu", "rouge1", "n"]
-    assert list(metrics["settings"]) == ["label_set", "bleu", "rouge", "include_combined"]
+    assert list(metrics["settings"]) == [
+        "label_set", "bleu", "rouge", "include_combined", "rouge_stemmer"
+    ]  # fmt: skip
     assert {p.name for p in out.iterdir()} == {
         "metrics.json",
         "report.md",
@@ -318,7 +338,7 @@ def test_cli_writes_metrics_with_exact_keys(tmp_path, capsys):
 def test_cli_options_reach_the_settings(tmp_path):
     pred, gt = _files(tmp_path, *fixture_rows()[:2])
     argv = ["--pred", pred, "--gt", gt, "--out", str(tmp_path / "o"), "--label-set", "gt+pred"]
-    argv += ["--bleu", "sentence", "--rouge", "f1", "--include-combined"]
+    argv += ["--bleu", "sentence", "--rouge", "f1", "--include-combined", "--rouge-stemmer"]
     assert cli(["score", *argv]) == 0
     settings = json.loads((tmp_path / "o" / "metrics.json").read_text())["settings"]
     assert settings == {
@@ -326,6 +346,7 @@ def test_cli_options_reach_the_settings(tmp_path):
         "bleu": "sentence",
         "rouge": "f1",
         "include_combined": True,
+        "rouge_stemmer": True,
     }
 
 

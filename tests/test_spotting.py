@@ -104,8 +104,28 @@ def test_recognition_on_true_positives_and_strs():
     rec = block["recognition"]
     assert rec["uf1"] == pytest.approx(2 / 3) and rec["uar"] == pytest.approx(0.75)
     # negative: precision 1/2 (a positive called negative), recall 1; positive: 1 and 1/2
-    assert rec["f1"] == pytest.approx(0.75)
+    assert rec["f1"] == pytest.approx(0.75) and rec["precision"] == pytest.approx(0.75)
     assert block["strs"] == pytest.approx(6 / 7 * 0.75)
+
+
+def test_recognition_classes_are_those_of_the_predictions_and_the_truth():
+    """As the public STRS script: a class only predicted ("others") or only true and never
+    spotted counts, with precision and recall 0."""
+    truth = [iv("v", 1, 100, emotion="negative"), iv("v", 201, 300, emotion="positive")]
+    truth += [iv("v", 401, 500, emotion="negative")]
+    preds = [iv("v", 1, 100, emotion="negative"), iv("v", 201, 300, emotion="others")]
+    preds += [iv("v", 401, 500, emotion="negative"), iv("v", 700, 800, emotion="positive")]
+    block = spotting_block(preds, truth)
+    rec = block["recognition"]  # negative: P = R = 1; positive and others: 0
+    assert (rec["uf1"], rec["uar"], rec["precision"]) == pytest.approx((1 / 3, 1 / 3, 1 / 3))
+    assert rec["f1"] == pytest.approx(1 / 3)
+    assert block["strs"] == pytest.approx(6 / 7 * 1 / 3)
+
+
+def test_strs_is_zero_when_nothing_is_spotted():
+    truth = [iv("v", 1, 100, emotion="negative")]
+    block = spotting_block([iv("v", 500, 600, emotion="negative")], truth)
+    assert block["f1"] == 0 and block["recognition"]["f1"] is None and block["strs"] == 0
 
 
 def _write(path, rows):

@@ -4,7 +4,9 @@ Answers are parsed into labels (:mod:`vqa.parse`), then scored with the MEGC2025
 definitions: UF1 and UAR over the ground-truth classes for coarse and fine emotion,
 BLEU-4 (sacrebleu, lower-cased) and ROUGE-1 recall (rouge-score) over all answers, and
 action-unit metrics, each overall, per database and per question type. ``--label-set``,
-``--bleu`` and ``--rouge`` switch to the other published ways of computing them.
+``--bleu``, ``--rouge`` and ``--rouge-stemmer`` switch to the other published ways of computing
+them (``--bleu sentence`` is nltk's sentence BLEU with smoothing method 1 on lower-cased words,
+as a community re-implementation computes it).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class Settings:
     bleu: str = "corpus"  # corpus | sentence
     rouge: str = "recall"  # recall | f1
     include_combined: bool = False
+    rouge_stemmer: bool = False  # rouge-score's Porter stemmer, as one re-implementation uses
 
 
 @dataclass
@@ -216,17 +219,34 @@ def text_metrics(items: list[Item], settings: Settings) -> tuple[float | None, f
         return None, None
     if settings.bleu == "corpus":
         answers, truths = [it.answer for it in items], [it.truth for it in items]
-        bleu = _bleu(settings).corpus_score(answers, [truths]).score / 100
+        bleu = _corpus_bleu().corpus_score(answers, [truths]).score / 100
     else:
         bleu = mean([it.bleu for it in items])
     return bleu, mean([it.rouge for it in items])
 
 
-def _bleu(settings: Settings):
-    """sacrebleu's BLEU-4, lower-cased (sentence BLEU with effective order, like sentence_bleu)."""
+def _corpus_bleu():
+    """sacrebleu's corpus BLEU-4, lower-cased."""
     from sacrebleu.metrics import BLEU
 
-    return BLEU(lowercase=True, effective_order=settings.bleu == "sentence")
+    return BLEU(lowercase=True)
+
+
+def sentence_bleu(truth: str, answer: str) -> float:
+    """nltk's sentence BLEU-4 of lower-cased whitespace words, smoothing method 1 (the
+    re-implementation that averages BLEU over answers)."""
+    import warnings
+
+    from nltk.translate.bleu_score import SmoothingFunction
+    from nltk.translate.bleu_score import sentence_bleu as nltk_bleu
+
+    with warnings.catch_warnings():  # nltk warns of empty answers; they score 0
+        warnings.simplefilter("ignore")
+        return nltk_bleu(
+            [truth.lower().split()],
+            answer.lower().split(),
+            smoothing_function=SmoothingFunction().method1,
+        )
 
 
 def subset_metrics(items: list[Item], settings: Settings) -> dict:
@@ -250,13 +270,10 @@ def attach_sentence_scores(items: list[Item], settings: Settings) -> None:
     from rouge_score.rouge_scorer import RougeScorer
 
     pairs = list(dict.fromkeys((it.truth, it.answer) for it in items))
-    bleu = _bleu(settings)
-    scorer = RougeScorer(["rouge1"])
+    scorer = RougeScorer(["rouge1"], use_stemmer=settings.rouge_stemmer)
     scores = {}
     for truth, answer in tqdm(pairs, desc="text metrics", leave=False):
-        sentence = (
-            bleu.sentence_score(answer, [truth]).score / 100 if settings.bleu == "sentence" else 0.0
-        )
+        sentence = sentence_bleu(truth, answer) if settings.bleu == "sentence" else 0.0
         rouge = scorer.score(truth, answer)["rouge1"]
         scores[truth, answer] = (
             sentence,
@@ -339,6 +356,9 @@ def build_parser():
         "--rouge", choices=("recall", "f1"), default="recall", help="ROUGE-1 variant"
     )
     parser.add_argument(
+        "--rouge-stemmer", action="store_true", help="ROUGE-1 over Porter-stemmed words"
+    )
+    parser.add_argument(
         "--include-combined",
         action="store_true",
         help="also score the classes and AUs named in answers to the combined question",
@@ -367,7 +387,9 @@ def main(argv: list[str]) -> int:
         return 0
     if not args.pred or not args.gt:
         raise UserError("--pred and --gt are required", fix="or use --compare DIR ...")
-    settings = Settings(args.label_set, args.bleu, args.rouge, args.include_combined)
+    settings = Settings(
+        args.label_set, args.bleu, args.rouge, args.include_combined, args.rouge_stemmer
+    )
     holdout = folds.holdout_subjects(args.holdout_subjects, args.folds, args.fold)
     metrics, items = score_files(args.pred, args.gt, settings, holdout)
     print(report.summary(metrics))

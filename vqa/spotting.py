@@ -10,10 +10,12 @@ predictions counts its ground truth as misses. Precision = TP/(TP+FP), recall = 
 F1 = 2TP/(2TP+FP+FN).
 
 With emotions (MEGC2024/2025 spot-then-recognise), recognition is scored on the true
-positives only: UF1 and UAR, and the F1 of the public STRS script (per true class, one against
-the rest, precision and recall on the true positives; F1 = 2PR/(P+R) of their means over the
-classes of the ground truth); STRS = spotting F1 x recognition F1. A metric with nothing to
-compute from is ``null``.
+positives only, as the public STRS script does: per emotion named in the predictions or the
+ground truth, one against the rest, precision, recall and F1; UF1 and UAR are the means of F1
+and recall, the recognition F1 is 2PR/(P+R) of the mean precision and recall, and ``precision``
+is what that script (and the MEGC2025 paper's table) reports as UAR. STRS = spotting F1 x
+recognition F1 (0 when nothing is spotted). A metric with nothing to compute from is
+``null``.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from pathlib import Path
 from vqa.cli import command_parser
 from vqa.errors import UserError
 from vqa.jsonl import make_folder, read_jsonl, write_text_atomic
-from vqa.metrics import Table, class_scores, register_table
+from vqa.metrics import Table, mean, register_table
 from vqa.taxonomy import COARSE_CLASSES, OTHERS
 
 TYPES = ("micro", "macro")
@@ -108,29 +110,29 @@ def counts_block(tp: int, fp: int, fn: int) -> dict:
 
 
 def recognition_block(pairs: list[tuple[Interval, Interval]], classes: list[str]) -> dict:
-    """UF1, UAR and the STRS recognition F1 of the emotions of true positives.
-
-    The F1 is the public STRS script's: per true class (one against the rest, on the true
-    positives), precision and recall; F1 = 2 P R / (P + R) of their means over the classes."""
+    """Recognition of the emotions of true positives, the public STRS script's way: per class
+    (one against the rest, on the true positives) precision, recall and F1; UF1 and UAR are the
+    means of F1 and recall over ``classes``, F1 = 2 P R / (P + R) of the mean precision P and
+    recall R. ``precision`` is what that script and the MEGC2025 paper's table call UAR."""
     labels = [(t.emotion, p.emotion) for p, t in pairs if t.emotion]
     if not labels:
-        return {"uf1": None, "uar": None, "f1": None}
-    precisions, recalls = [], []
+        return {"uf1": None, "uar": None, "precision": None, "f1": None}
+    precisions, recalls, f1s = [], [], []
     for c in classes:
         tp = sum(1 for true, pred in labels if true == pred == c)
-        predicted, actual = (
-            sum(pred == c for _, pred in labels),
-            sum(true == c for true, _ in labels),
-        )
+        predicted = sum(pred == c for _, pred in labels)
+        actual = sum(true == c for true, _ in labels)
         precisions.append(tp / predicted if predicted else 0.0)
         recalls.append(tp / actual if actual else 0.0)
-    precision, recall = sum(precisions) / len(classes), sum(recalls) / len(classes)
+        f1s.append(2 * tp / (predicted + actual) if predicted + actual else 0.0)
+    precision, recall = mean(precisions), mean(recalls)
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {**class_scores(labels, "gt"), "f1": f1}
+    return {"uf1": mean(f1s), "uar": recall, "precision": precision, "f1": f1}
 
 
 def spotting_block(preds: list[Interval], truth: list[Interval]) -> dict:
-    """The metrics.json ``spotting`` block of one subset of videos."""
+    """The metrics.json ``spotting`` block of one subset of videos; recognition when the
+    predictions name emotions, over the emotions named in the predictions or the truth."""
     by_type, pairs = {}, []
     for kind in TYPES:
         p = [it for it in preds if it.type == kind]
@@ -140,11 +142,14 @@ def spotting_block(preds: list[Interval], truth: list[Interval]) -> dict:
         by_type[kind] = counts_block(len(found), len(p) - len(found), len(t) - len(found))
     total = {k: sum(by_type[t][k] for t in TYPES) for k in ("tp", "fp", "fn")}
     block = counts_block(**total)
-    classes = sorted({it.emotion for it in truth if it.emotion})
-    recognition = recognition_block(pairs, classes) if any(it.emotion for it in preds) else None
-    strs = None
-    if recognition and block["f1"] is not None and recognition["f1"] is not None:
-        strs = block["f1"] * recognition["f1"]
+    recognition = strs = None
+    if any(it.emotion for it in preds):
+        classes = sorted({it.emotion for it in (*preds, *truth) if it.emotion})
+        recognition = recognition_block(pairs, classes)
+        if block["f1"] == 0:  # nothing spotted: STRS = 0 x anything
+            strs = 0.0
+        elif block["f1"] is not None and recognition["f1"] is not None:
+            strs = block["f1"] * recognition["f1"]
     return {**block, "by_type": by_type, "recognition": recognition, "strs": strs}
 
 
@@ -189,6 +194,7 @@ register_table(
         (
             ("Recognition UF1", "spotting.recognition.uf1"),
             ("UAR", "spotting.recognition.uar"),
+            ("Mean P (the script's UAR)", "spotting.recognition.precision"),
             ("F1", "spotting.recognition.f1"),
             ("STRS", "spotting.strs"),
         ),
