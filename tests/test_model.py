@@ -40,10 +40,36 @@ def video(make_image, frames: int, size: int = 64) -> list[dict]:
 def test_defaults_on_this_machine():
     if torch.cuda.is_available():
         assert pick_dtype() in (torch.bfloat16, torch.float32)
-        assert pick_attention() in ("flash_attention_2", "sdpa")
+        assert pick_attention(pick_dtype()) in ("flash_attention_2", "sdpa")
     else:
         assert pick_dtype() == torch.float32
-        assert pick_attention() == "sdpa"
+        assert pick_attention(pick_dtype()) == "sdpa"
+
+
+@pytest.fixture
+def a_gpu(monkeypatch):
+    """Pretend CUDA and flash-attn are there; ``native`` says whether bf16 is native (Ampere+)
+    rather than emulated (older GPUs, where torch still says bf16 is supported)."""
+    import transformers.utils
+
+    gpu = {"native": True}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(
+        torch.cuda,
+        "is_bf16_supported",
+        lambda including_emulation=True: gpu["native"] or including_emulation,
+    )
+    monkeypatch.setattr(transformers.utils, "is_flash_attn_2_available", lambda: True)
+    return gpu
+
+
+def test_bf16_and_flash_attention_only_where_they_run(a_gpu):
+    assert pick_dtype() == torch.bfloat16 and pick_dtype(use_cpu=True) == torch.float32
+    assert pick_attention(torch.bfloat16) == "flash_attention_2"
+    assert pick_attention(torch.float32) == "sdpa"  # flash-attn kernels take fp16/bf16 only
+    assert pick_attention(torch.bfloat16, use_cpu=True) == "sdpa"
+    a_gpu["native"] = False  # a T4 or V100 only emulates bf16
+    assert pick_dtype() == torch.float32
 
 
 @pytest.mark.parametrize("kind", ["images", "video"])

@@ -13,7 +13,7 @@ from train_fixtures import make_inputs
 from vqa.args import parse_args
 from vqa.cli import main as cli
 from vqa.errors import UserError
-from vqa.train import FLAT_METRICS, check_best_metric
+from vqa.train import FLAT_METRICS, check_best_metric, with_mixed_precision
 
 RECIPES = sorted((Path(__file__).parents[1] / "scripts" / "configs").glob("*.yaml"))
 COUNT_ROW = {
@@ -69,3 +69,24 @@ def test_the_3b_flow_recipe_runs_on_the_tiny_model_with_cpu_overrides(tiny_model
     run = json.loads((out / "run.json").read_text())
     assert run["best_checkpoint"] and run["preset"] == "baseline", run
     assert "eval_coarse_uf1" in run["final_metrics"] and list(out.glob("runs/*/events.out.*"))
+
+
+def test_auto_dtype_turns_bf16_mixed_precision_on_where_the_trainer_reads_it(monkeypatch):
+    """The Trainer's accelerator (and DeepSpeed's "auto") take the mixed precision the
+    TrainingArguments settled when made: bf16 must be on then, not set afterwards."""
+    import torch
+    import transformers.training_args
+
+    import vqa.model
+
+    def ampere(use_cpu: bool = False) -> torch.dtype:  # what pick_dtype says on an A100
+        return torch.float32 if use_cpu else torch.bfloat16
+
+    monkeypatch.setattr(vqa.model, "pick_dtype", ampere)
+    monkeypatch.setattr(transformers.training_args, "is_torch_bf16_gpu_available", lambda: True)
+    args = parse_args(["--config", str(RECIPES[0]), "--output_dir", "unused"])
+    assert args.training.mixed_precision == "no"
+    training = with_mixed_precision(args).training
+    assert training.bf16 and training.mixed_precision == "bf16"
+    cpu = parse_args(["--config", str(RECIPES[0]), "--output_dir", "unused", "--use_cpu", "true"])
+    assert with_mixed_precision(cpu).training.mixed_precision == "no"

@@ -30,34 +30,37 @@ _OFFLINE_FIX = (
 )
 
 
-def pick_dtype() -> torch.dtype:
-    """bfloat16 on a CUDA GPU that supports it, float32 otherwise."""
+def pick_dtype(use_cpu: bool = False) -> torch.dtype:
+    """bfloat16 on a CUDA GPU with native bf16 (Ampere or newer; older ones only emulate it),
+    float32 otherwise and with ``use_cpu``."""
     import torch
 
-    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return torch.float32
+    if use_cpu or not torch.cuda.is_available():
+        return torch.float32
+    native = torch.cuda.is_bf16_supported(including_emulation=False)
+    return torch.bfloat16 if native else torch.float32
 
 
-def resolve_dtype(name: str | None) -> torch.dtype:
+def resolve_dtype(name: str | None, use_cpu: bool = False) -> torch.dtype:
     """The torch dtype of a ``--dtype`` name; ``auto`` (or None) is :func:`pick_dtype`."""
     import torch
 
     if name in (None, "auto"):
-        return pick_dtype()
+        return pick_dtype(use_cpu)
     if name not in DTYPES:
         raise UserError(f"unknown dtype {name!r}", fix=f"use auto, {', '.join(DTYPES)}")
     return getattr(torch, name)
 
 
-def pick_attention() -> str:
-    """FlashAttention-2 when transformers finds it usable on CUDA, PyTorch SDPA otherwise."""
+def pick_attention(dtype: torch.dtype, use_cpu: bool = False) -> str:
+    """FlashAttention-2 for a bf16 or fp16 model (its kernels take nothing else) on CUDA when
+    transformers finds it usable, PyTorch SDPA otherwise and with ``use_cpu``."""
     import torch
     from transformers.utils import is_flash_attn_2_available
 
-    return (
-        "flash_attention_2" if torch.cuda.is_available() and is_flash_attn_2_available() else "sdpa"
-    )
+    half = dtype in (torch.bfloat16, torch.float16)
+    usable = half and not use_cpu and torch.cuda.is_available() and is_flash_attn_2_available()
+    return "flash_attention_2" if usable else "sdpa"
 
 
 def _load_error(name_or_dir: str | Path, err: Exception) -> UserError:
@@ -103,13 +106,14 @@ def load_model(
     from transformers import AutoModelForImageTextToText
 
     model_family(name_or_dir)
+    dtype = dtype or pick_dtype()
     if Path(name_or_dir).is_dir():  # an adapter then names its base wherever it is read from
         name_or_dir = Path(name_or_dir).absolute()
     try:
         model = AutoModelForImageTextToText.from_pretrained(
             str(name_or_dir),
-            dtype=dtype or pick_dtype(),
-            attn_implementation=attn_implementation or pick_attention(),
+            dtype=dtype,
+            attn_implementation=attn_implementation or pick_attention(dtype),
             device_map=device_map,
             use_safetensors=True,
             trust_remote_code=False,

@@ -25,7 +25,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from vqa import __version__, lora
-from vqa.args import Arguments, parse_args
+from vqa.args import Arguments, parse_args, with_overrides
 from vqa.errors import UserError
 from vqa.folds import holdout_subjects, split_rows, subject_of
 from vqa.jsonl import atomic_path, read_jsonl, write_jsonl, write_text_atomic
@@ -229,18 +229,26 @@ def make_trainer_class():
 
 
 def resolve_precision(args: Arguments) -> tuple[torch.dtype, str]:
-    """The model dtype and attention kernel; ``auto`` picks bf16 + flash-attn where possible."""
+    """The model dtype and attention kernel; ``auto`` picks bf16 + flash-attn where possible
+    (never with ``use_cpu``)."""
     from vqa.model import pick_attention, resolve_dtype
 
-    dtype = resolve_dtype(args.model.dtype)
-    if args.model.dtype == "auto" and dtype == torch.bfloat16 and not args.training.fp16:
-        args.training.bf16 = True
-    attn = (
-        pick_attention()
-        if args.model.attn_implementation == "auto"
-        else args.model.attn_implementation
-    )
-    return dtype, attn
+    cpu = args.training.use_cpu
+    dtype = resolve_dtype(args.model.dtype, cpu)
+    attn = args.model.attn_implementation
+    return dtype, pick_attention(dtype, cpu) if attn == "auto" else attn
+
+
+def with_mixed_precision(args: Arguments) -> Arguments:
+    """``args`` with bf16 mixed precision on where ``dtype: auto`` loads the model in bfloat16.
+    The TrainingArguments are made again: the Trainer (and DeepSpeed) read the mixed precision
+    they settled when they were made, so a ``bf16`` flag set later is ignored."""
+    training = args.training
+    if args.model.dtype != "auto" or training.fp16 or training.bf16:
+        return args
+    if resolve_precision(args)[0] != torch.bfloat16:
+        return args
+    return with_overrides(args, bf16=True)
 
 
 def build_model(args: Arguments):
@@ -455,6 +463,7 @@ def run(args: Arguments) -> dict:
     from vqa.collator import TrainCollator
     from vqa.model import load_processor, model_family
 
+    args = with_mixed_precision(args)
     prepare(args.training)
     lora.check_family(args.lora.preset, model_family(args.model.model_name_or_path))
     train_rows, held_rows = load_data(args)
