@@ -90,3 +90,24 @@ def test_auto_dtype_turns_bf16_mixed_precision_on_where_the_trainer_reads_it(mon
     assert training.bf16 and training.mixed_precision == "bf16"
     cpu = parse_args(["--config", str(RECIPES[0]), "--output_dir", "unused", "--use_cpu", "true"])
     assert with_mixed_precision(cpu).training.mixed_precision == "no"
+
+
+@pytest.mark.parametrize("version, refused", [("0.18.9", True), ("0.19.3", False)])
+def test_zero3_with_activation_checkpointing_needs_a_deepspeed_that_supports_it(
+    monkeypatch, tmp_path, version, refused
+):
+    import sys
+
+    import transformers.integrations
+
+    from vqa.train import prepare
+
+    monkeypatch.setattr(transformers.integrations, "is_deepspeed_zero3_enabled", lambda: True)
+    monkeypatch.setitem(sys.modules, "deepspeed", SimpleNamespace(__version__=version))
+    training = parse_args(["--config", str(RECIPES[0]), "--output_dir", str(tmp_path)]).training
+    assert training.activation_checkpointing
+    if refused:
+        with pytest.raises(UserError, match=f"DeepSpeed {version} fails ZeRO-3 .*zero2.yaml"):
+            prepare(training)
+    else:
+        prepare(training)

@@ -136,6 +136,8 @@ def answer_rows(model, processor, rows: list[dict], style: str, batch_size: int)
     return answer_file_rows(rows, [answers[i] for i in range(len(rows))], consistency=False)
 
 
+ZERO3_CHECKPOINTING_DEEPSPEED = "0.19.3"  # the first to keep frozen weights in a recompute
+
 FLAT_METRICS = {  # name in run.json / eval logs -> path in the scorer's metrics
     **{f"{level}_{m}": (level, m) for level in ("coarse", "fine") for m in ("uf1", "uar")},
     "count_total_mae": ("lvqa", "count", "total", "mae"),
@@ -378,12 +380,32 @@ def prepare(training) -> None:
     if training.activation_checkpointing:  # re-entrant checkpointing starves vision LoRA of grads
         kwargs = dict(training.activation_checkpointing_kwargs or {})
         training.activation_checkpointing_kwargs = {**kwargs, "use_reentrant": False}
+        check_zero3_checkpointing()
     training.resume_from_checkpoint = resume_checkpoint(training)
     if (Path(training.output_dir) / "run.json").is_file() and not training.resume_from_checkpoint:
         raise UserError(
             "output_dir holds a finished run (run.json); training again would replace it",
             file=training.output_dir,
             fix="choose a new --output_dir, or delete this one to train again",
+        )
+
+
+def check_zero3_checkpointing() -> None:
+    """Refuse ZeRO-3 with activation checkpointing on a DeepSpeed older than 0.19.3: it frees
+    the frozen (non-LoRA) weights inside the recompute and the first backward fails."""
+    from packaging.version import Version
+    from transformers.integrations import is_deepspeed_zero3_enabled
+
+    if not is_deepspeed_zero3_enabled():
+        return
+    import deepspeed
+
+    if Version(deepspeed.__version__) < Version(ZERO3_CHECKPOINTING_DEEPSPEED):
+        raise UserError(
+            f"DeepSpeed {deepspeed.__version__} fails ZeRO-3 with activation checkpointing and "
+            "frozen weights",
+            fix=f"pip install 'deepspeed>={ZERO3_CHECKPOINTING_DEEPSPEED}', or set "
+            "activation_checkpointing false, or launch with zero2.yaml",
         )
 
 
