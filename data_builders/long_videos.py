@@ -79,6 +79,7 @@ class LongVideo:
     fps: int
     n_frames: int | None
     events: list[Event]
+    annotated: tuple[str, ...] = EVENT_TYPES  # the types the sheet lists (micro only: Part A)
 
     def to_row(self, frames_root: Path) -> dict:
         """The videos.jsonl row."""
@@ -91,6 +92,7 @@ class LongVideo:
             "fps": self.fps,
             "n_frames": self.n_frames,
             "events": [event.to_row() for event in self.events],
+            "annotated": list(self.annotated),
         }
 
 
@@ -274,7 +276,8 @@ def _event(spec: LongSpec, record: Record, source: str, report: Report) -> Event
             report.warn(
                 "no type column",
                 f"{source}: every event counted as a micro-expression (the shared CAS(ME)^3 "
-                "Part A sheet lists micro-expressions only; add a Type column for macro ones)",
+                "Part A sheet lists micro-expressions only; add a Type column for macro ones); "
+                "only what micro-expressions alone tell is asked",
             )
     if offset is None:
         report.warn("offset unknown", f"{where}: kept as an event, left out of intervals.jsonl")
@@ -344,13 +347,21 @@ def read_videos(
             continue
         seen[key] = record.row
         grouped.setdefault(place, []).append(event)
+    annotated = ("micro",) if "no type column" in report.warnings else EVENT_TYPES
     videos = []
     for place, events in tqdm(grouped.items(), desc="videos", unit="video", leave=False, delay=1):
         events.sort(key=lambda e: (e.onset, e.offset if e.offset is not None else e.onset))
         frames_dir, n_frames = _video_frames(frames_root, place, events, report)
         videos.append(
             LongVideo(
-                spec.dataset, place.subject, place.video, frames_dir, spec.fps, n_frames, events
+                spec.dataset,
+                place.subject,
+                place.video,
+                frames_dir,
+                spec.fps,
+                n_frames,
+                events,
+                annotated,
             )
         )
     return videos, report

@@ -110,6 +110,10 @@ def test_real_casme3_part_a_sheet_is_micro_only(tmp_path, capsys):
     assert code == 0, out.err
     assert "0 macro" in out.out and "lists micro-expressions only" in out.out
     assert "dropped (bad frame numbers): 1" in out.out
+    # without the macro-expressions, only the micro count and intervals are known
+    asked = {question_type(r["question"]) for r in read_jsonl(tmp_path / "out/lvqa.jsonl")}
+    assert asked == {"lvqa_count_micro", "lvqa_spot_micro"}, asked
+    assert read_jsonl(tmp_path / "out/videos.jsonl")[0]["annotated"] == ["micro"]
 
 
 @pytest.fixture(scope="module")
