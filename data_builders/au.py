@@ -24,6 +24,7 @@ _TOKEN = re.compile(
     r"^(?P<prefix>[A-Za-z](?:\s*/\s*[A-Za-z])*)?\s*(?P<number>\d+)\s*(?P<intensity>[A-Ea-e](?:\s*/\s*[A-Ea-e])*)?$"
 )
 _REF = re.compile(r"ref\s*\(", re.IGNORECASE)
+_LETTERS_NUMBER = re.compile(r"^[A-Za-z]+(\d+)\??$")
 
 
 class AUParseError(ValueError):
@@ -100,10 +101,20 @@ def parse_aus_lenient(text: str) -> tuple[list[ActionUnit], list[str]]:
     dropped = []
     for part in (p.strip() for p in _SEPARATORS.split(cleaned)):
         for token in [part] if _TOKEN.match(part) else part.split():
-            try:
-                unit = parse_token(token)
-            except AUParseError:
+            unit = _loose_token(token)
+            if unit is None:
                 dropped.append(token)
                 continue
             units.setdefault(unit.number, unit)
     return list(units.values()), dropped
+
+
+def _loose_token(token: str) -> ActionUnit | None:
+    """An AU of a free long-video note: a token, or a FACS number after any letters or
+    before a ``?`` of doubt (``ADR30``, ``31?``); None when it names no known AU."""
+    try:
+        return parse_token(token.rstrip("?"))
+    except AUParseError:
+        match = _LETTERS_NUMBER.match(token)
+        number = int(match[1]) if match else None
+        return ActionUnit(token, number, AU_NAMES[number], None) if number in AU_NAMES else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from data_builders.au import AUParseError, parse_aus
+from data_builders.au import AUParseError, parse_aus, parse_aus_lenient
 
 
 def summary(text: str) -> list[tuple[int, str | None]]:
@@ -67,3 +67,10 @@ def test_names_codes_and_free_text():
 def test_unparseable(text, message):
     with pytest.raises(AUParseError, match=message):
         parse_aus(text)
+
+
+def test_long_video_notes_keep_every_number_that_names_a_facs_au():
+    """SAMM Long Videos rows 010_7_1 and 024_3_1 note ``26+ADR30`` and ``31?``."""
+    numbers = {t: [u.number for u in parse_aus_lenient(t)[0]] for t in ("26+ADR30", "31?")}
+    assert numbers == {"26+ADR30": [26, 30], "31?": [31]}
+    assert parse_aus_lenient("4+glare+80") == (parse_aus_lenient("4")[0], ["glare", "80"])
