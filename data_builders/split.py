@@ -38,10 +38,9 @@ from vqa.cli import command_parser
 from vqa.errors import UserError
 from vqa.folds import natural_key, subject_of
 from vqa.jsonl import read_jsonl, write_text_atomic
-from vqa.taxonomy import COARSE_CLASSES, OTHERS
+from vqa.taxonomy import COARSE_LABELS
 
 PROTOCOLS = ("loso", "kfold")
-COARSE = (*COARSE_CLASSES, OTHERS)  # the coarse classes convert writes
 
 
 def read_clips(paths: list[Path]) -> list[tuple[dict, Path, int]]:
@@ -106,12 +105,12 @@ def coarse_classes(rows: list[tuple[dict, Path, int]]) -> list[str]:
     if not any(classes):
         return classes
     for (_, path, lineno), coarse in zip(rows, classes, strict=True):
-        if coarse not in COARSE:
+        if coarse not in COARSE_LABELS:
             raise UserError(
                 f"unknown coarse class {coarse!r}" if coarse else "row has no coarse class",
                 file=path,
                 row=lineno,
-                fix=f"kfold stratifies by {', '.join(COARSE)}: give clips.jsonl from me-vqa "
+                fix=f"kfold stratifies by {', '.join(COARSE_LABELS)}: give clips.jsonl from me-vqa "
                 "convert, or use --protocol loso",
             )
     return classes

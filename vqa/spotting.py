@@ -30,12 +30,11 @@ from vqa.cli import command_parser
 from vqa.errors import UserError
 from vqa.jsonl import make_folder, read_jsonl, write_text_atomic
 from vqa.metrics import Table, mean, register_table
-from vqa.taxonomy import COARSE_CLASSES, OTHERS
+from vqa.taxonomy import COARSE_LABELS
 
 TYPES = ("micro", "macro")
 TYPE_SPELLINGS = {"micro": "micro", "macro": "macro"} | {f"{t}-expression": t for t in TYPES}
 FIELDS = ("dataset", "video", "onset", "offset", "type")
-EMOTIONS = (*COARSE_CLASSES, OTHERS)  # the MEGC2024 spot-then-recognise classes convert writes
 IOU_THRESHOLD = Fraction(1, 2)
 
 
@@ -244,12 +243,12 @@ def to_interval(record: dict, path: Path, row: int) -> Interval:
             f"unknown type {record['type']!r}", file=path, row=row, fix="write micro or macro"
         )
     emotion = str(record.get("emotion") or "").strip().lower() or None
-    if emotion not in (None, *EMOTIONS):
+    if emotion not in (None, *COARSE_LABELS):
         raise UserError(
             f"unknown emotion {record['emotion']!r}",
             file=path,
             row=row,
-            fix=f"write one of {', '.join(EMOTIONS)}, or no emotion",
+            fix=f"write one of {', '.join(COARSE_LABELS)}, or no emotion",
         )
     dataset = str(record["dataset"]).strip().lower()
     return Interval(dataset, str(record["video"]).strip(), onset, offset, kind, emotion, row)

@@ -20,6 +20,8 @@ FINE_TO_COARSE = {
 }
 FINE_CLASSES = tuple(FINE_TO_COARSE)
 OTHERS = "others"
+# the coarse classes convert writes, others included (the MEGC2024 spot-then-recognise classes)
+COARSE_LABELS = (*COARSE_CLASSES, OTHERS)
 
 # Spellings found in the databases' own sheets and folder names -> canonical fine label.
 EMOTION_SPELLINGS = {
