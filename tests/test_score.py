@@ -335,6 +335,20 @@ def test_cli_writes_metrics_with_exact_keys(tmp_path, capsys):
     }
 
 
+def test_a_report_that_fails_leaves_no_metrics_json(tmp_path, monkeypatch, capsys):
+    """The demo counts a score step done once metrics.json exists: it is written last."""
+    from vqa import report
+
+    def power_cut(*_):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(report, "write_report", power_cut)
+    pred, gt = _files(tmp_path, *fixture_rows()[:2])
+    with pytest.raises(KeyboardInterrupt):
+        cli(["score", "--pred", pred, "--gt", gt, "--out", str(tmp_path / "o")])
+    assert not (tmp_path / "o" / "metrics.json").exists()
+
+
 def test_cli_options_reach_the_settings(tmp_path):
     pred, gt = _files(tmp_path, *fixture_rows()[:2])
     argv = ["--pred", pred, "--gt", gt, "--out", str(tmp_path / "o"), "--label-set", "gt+pred"]

@@ -321,7 +321,7 @@ def main(argv: list[str]) -> int:
     print("\n\n".join(markdown for _, markdown in report.shown_tables(metrics)))
     if args.out:
         make_folder(args.out)
-        write_text_atomic(args.out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
         report.write_spotting_report(args.out, metrics)
+        write_text_atomic(args.out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
         print(f"wrote {args.out / 'metrics.json'} and {args.out / 'report.md'}")
     return 0

@@ -353,17 +353,19 @@ def plot_loss(log_history: list[dict], path: Path) -> None:
 
 
 def write_outputs(trainer, args: Arguments, info: dict, answers: list[dict]) -> None:
-    """Adapter, processor, config, run.json, loss curve, held-out answers (rank 0 only)."""
+    """Adapter, processor, config, loss curve, held-out answers, then run.json, which marks the
+    run finished (crossval and the demo skip it), so a kill before it leaves no false finish
+    (rank 0 only)."""
     out = Path(args.training.output_dir)
     trainer.save_model(str(out))  # peft save_pretrained: adapter + modules_to_save weights
     if not trainer.is_world_process_zero():
         return
     trainer.processing_class.save_pretrained(str(out))
     write_text_atomic(out / "config.yaml", yaml.safe_dump(args.resolved(), sort_keys=False))
-    write_text_atomic(out / "run.json", json.dumps(info, indent=2) + "\n")
     plot_loss(trainer.state.log_history, out / "loss.png")
     if answers:
         write_jsonl(out / "eval_answers.jsonl", answers)
+    write_text_atomic(out / "run.json", json.dumps(info, indent=2) + "\n")  # last: "finished"
 
 
 # ---------------------------------------------------------------- run
