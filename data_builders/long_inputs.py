@@ -58,7 +58,7 @@ from vqa.records import OFFSET_KEY, VISUAL_KEYS, WINDOW_KEY, check_test_rows, pa
 
 SAMPLERS = ("motion", "uniform")
 WINDOW_INPUTS = ("frames", "flow")  # what a localisation window shows the model
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: whole-video times from the first frame with flow windows
 MOTION_STEP_SECONDS = 0.04  # the motion grid: a frame every 40 ms (8 at 200 fps, 1 at 30 fps)
 MOTION_SIZE = 64  # pixels on the long side of the face in the motion grid
 MOTION_SCALES_SECONDS = (0.2, 0.5, 1.0)  # a change is compared with the face this long before/after
@@ -269,10 +269,10 @@ def build_video(job: VideoJob, params: LongParams, out_dir: Path) -> dict:
             flows = [video.flow(*chosen) for _, chosen in cut]
             scale = flowlib.robust_scale(np.concatenate(flows))
             for sample, motion in zip(samples, flows, strict=True):
-                first = sample["frame_numbers"][0]
+                start = sample["frame_numbers"][0]
                 sample["images"] = ["flow_{}-{}.png".format(*sample["frame_numbers"])]
                 sample["flow_legend"] = flowlib.legend_sentence(params.flow_overlay)
-                _write(tmp / sample["images"][0], video.flow_picture(motion, first, scale))
+                _write(tmp / sample["images"][0], video.flow_picture(motion, start, scale))
         record = {
             "folder": folder.name,
             "face_box": box,

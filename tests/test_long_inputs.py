@@ -225,6 +225,8 @@ def test_flow_windows_show_one_flow_image_from_the_first_frame_to_the_peak(long_
     rows = read_jsonl(tmp_path / "inputs.jsonl")
     spans = [r for r in rows if "window" in r]
     assert spans and all("frames" in r and "images" not in r for r in rows if "window" not in r)
+    for row in (r for r in rows if "window" not in r):  # times from the video's first frame
+        assert row["frame_times"] == [round((n - 1) / 30, 4) for n in row["frame_numbers"]]
     for row in spans:
         first, last = row["window"]
         assert "frames" not in row and len(row["images"]) == 1 and row["flow_legend"]
