@@ -247,9 +247,10 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str]:
             "training rows for a submission",
             r"inputs\.jsonl:1: a submission needs the challenge test rows",
         ),
+        ("under a launcher", r"^error: infer runs as one process, not 2 \(.*torchrun"),
     ],
 )
-def test_bad_input_is_one_line(case, message, tiny_model_dir, tmp_path, capsys):
+def test_bad_input_is_one_line(case, message, tiny_model_dir, tmp_path, capsys, monkeypatch):
     inputs = write_inputs(tmp_path, {"SAMM-1": CLIP_QUESTIONS[:2]})
     rows, out, extra = read_jsonl(inputs), tmp_path / "answers.jsonl", []
     if case == "missing inputs":
@@ -265,6 +266,8 @@ def test_bad_input_is_one_line(case, message, tiny_model_dir, tmp_path, capsys):
     elif case == "submission folder is a file":
         (tmp_path / "subs").write_text("")
         extra = ["--submission-dir", str(tmp_path / "subs")]
+    elif case == "under a launcher":
+        monkeypatch.setenv("WORLD_SIZE", "2")
     elif case == "garbage in the unfinished answers":
         (tmp_path / "answers.jsonl.partial").write_text('{"run": {}}\ngarbage\n{"index": 0}\n')
     else:

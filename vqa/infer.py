@@ -343,6 +343,18 @@ def write_submissions(answers: list[dict], folder: Path, challenge: str) -> None
 # ---------------------------------------------------------------- command
 
 
+def check_single_process() -> None:
+    """infer answers in one process: under a launcher every rank would load onto the same GPU
+    and append to the same unfinished-answers file."""
+    world = os.environ.get("WORLD_SIZE", "1")
+    if world != "1":
+        raise UserError(
+            f"infer runs as one process, not {world} (WORLD_SIZE is set by a launcher)",
+            fix="run me-vqa infer directly, not under accelerate launch or torchrun; for several "
+            "GPUs run one infer per GPU with CUDA_VISIBLE_DEVICES and its own --inputs",
+        )
+
+
 def check_outputs(args: argparse.Namespace, rows: list[dict]) -> None:
     """Refuse output places that cannot be written before any work is done."""
     check_output_file(args.out)
@@ -370,6 +382,7 @@ def generate_missing(args: argparse.Namespace, model_name: str, rows: list[dict]
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    check_single_process()
     model_name = resolve_model(args.model, args.adapter)
     rows = folds.held_out_rows(question_rows(args.inputs), args, args.inputs)
     check_outputs(args, rows)
