@@ -25,7 +25,7 @@ from data_builders.qa import join_official, qa_rows
 from vqa.cli import command_parser
 from vqa.databases import DATABASES
 from vqa.errors import UserError
-from vqa.jsonl import read_jsonl, write_jsonl
+from vqa.jsonl import read_jsonl, write_jsonl_files
 
 SHOWN_PER_KIND = 3
 
@@ -183,9 +183,14 @@ def convert_long(args, frames: Path) -> int:
     intervals = long_videos.interval_rows(videos)
     rows = lvqa_rows(videos, args.seed, args.all_events)
     args.out.mkdir(parents=True, exist_ok=True)
-    write_jsonl(args.out / "videos.jsonl", [video.to_row(frames) for video in videos])
-    write_jsonl(args.out / "intervals.jsonl", intervals)
-    write_jsonl(args.out / "lvqa.jsonl", rows)
+    videos_rows = [video.to_row(frames) for video in videos]
+    write_jsonl_files(
+        {
+            args.out / "videos.jsonl": videos_rows,
+            args.out / "intervals.jsonl": intervals,
+            args.out / "lvqa.jsonl": rows,
+        }
+    )
     events = [e for video in videos for e in video.events]
     types = ", ".join(f"{sum(e.type == t for e in events)} {t}" for t in long_videos.EVENT_TYPES)
     dropped = sum(report.dropped.values())
@@ -235,7 +240,7 @@ def main(argv: list[str]) -> int:
         )
     rows, clips = questions(args, official, extra, clips, report)
     args.out.mkdir(parents=True, exist_ok=True)
-    write_jsonl(args.out / "clips.jsonl", [clip.to_row(frames) for clip in clips])
-    write_jsonl(args.out / "qa.jsonl", rows)
+    clip_rows = [clip.to_row(frames) for clip in clips]
+    write_jsonl_files({args.out / "clips.jsonl": clip_rows, args.out / "qa.jsonl": rows})
     print(summary(args.database, clips, rows, report, args.out))
     return 0

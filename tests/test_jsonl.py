@@ -5,7 +5,14 @@ import os
 import pytest
 
 from vqa.errors import UserError
-from vqa.jsonl import atomic_folder, check_output_file, make_folder, write_jsonl
+from vqa.jsonl import (
+    atomic_folder,
+    check_output_file,
+    make_folder,
+    read_jsonl,
+    write_jsonl,
+    write_jsonl_files,
+)
 
 
 def test_folder_appears_whole_as_an_ordinary_folder(tmp_path):
@@ -78,3 +85,21 @@ def test_a_file_in_the_way_of_an_output_folder_and_a_folder_in_place_of_a_file(t
     with pytest.raises(UserError, match="should be a file, not a folder"):
         write_jsonl(tmp_path, [])
     assert (tmp_path / "notes").read_text() == "mine"
+
+
+def test_files_written_together_replace_the_old_ones_only_when_all_are_written(tmp_path):
+    """A failure while writing the second file keeps both old files (convert's clips.jsonl and
+    qa.jsonl are never from two runs), and leaves no temporary file."""
+    first, second = tmp_path / "clips.jsonl", tmp_path / "qa.jsonl"
+    write_jsonl_files({first: [{"run": 1}], second: [{"run": 1}]})
+
+    def failing():
+        yield {"run": 2}
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        write_jsonl_files({first: [{"run": 2}], second: failing()})
+    assert read_jsonl(first) == read_jsonl(second) == [{"run": 1}]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clips.jsonl", "qa.jsonl"]
+    write_jsonl_files({first: [{"run": 2}], second: [{"run": 2}]})
+    assert read_jsonl(first) == read_jsonl(second) == [{"run": 2}]

@@ -135,6 +135,16 @@ def write_text_atomic(path: str | Path, text: str) -> None:
 
 def write_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
     """Write rows atomically: the file appears complete or not at all."""
-    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(dumps(row) + "\n")
+    write_jsonl_files({path: rows})
+
+
+def write_jsonl_files(files: dict[str | Path, Iterable[dict]]) -> None:
+    """Write files that belong together (path -> rows): each is written in full beside its
+    place, and they replace the old ones only once all are written, so a failure (or a kill
+    while writing) leaves the old set whole instead of new files beside old ones."""
+    with contextlib.ExitStack() as stack:
+        for path, rows in files.items():
+            tmp = stack.enter_context(atomic_path(path))
+            with tmp.open("w", encoding="utf-8") as f:
+                for row in rows:
+                    f.write(dumps(row) + "\n")
