@@ -160,6 +160,23 @@ def test_reversed_interval_in_the_ground_truth(tmp_path, capsys):
     assert not out.exists()
 
 
+def test_zero_events_and_none_are_not_reported_as_unparsed(tmp_path):
+    q = texts()["questions"]
+    truth = [
+        _row("v1", 1, q["count_macro"], "0"),
+        _row("v1", 2, q["spot_macro"], "none"),
+        _row("v1", 3, q["spot_micro"], "10-20"),
+    ]
+    answers = ["0", "none", "I cannot tell"]
+    gt, pred, out = tmp_path / "gt.jsonl", tmp_path / "pred.jsonl", tmp_path / "scores"
+    write_jsonl(gt, truth)
+    write_jsonl(pred, [{**row, "answer": a} for row, a in zip(truth, answers, strict=True)])
+    assert cli(["score", "--pred", str(pred), "--gt", str(gt), "--out", str(out)]) == 0
+    report = (out / "report.md").read_text().split("## Unparsed answers")[1]
+    assert "| samm_lv_v1_3 | lvqa_spot_micro | lvqa_spot_micro | I cannot tell |" in report
+    assert "samm_lv_v1_1" not in report and "samm_lv_v1_2" not in report
+
+
 def test_consistency_makes_a_videos_answers_agree():
     from vqa.question_types import make_consistent, submission_name
 

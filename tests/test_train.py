@@ -327,6 +327,39 @@ def test_crossval_runs_every_subject_once_and_pools_the_answers(tiny_model_dir, 
     assert capsys.readouterr().out.count("done already, skipped") == 3
 
 
+def test_crossval_pools_a_long_videos_windows_as_one_question(tmp_path):
+    """A localisation question asked per window is one inputs row per window with the same
+    id; the folds' answers hold it once (merged), and so must the pooled ground truth."""
+    from types import SimpleNamespace
+
+    from vqa.crossval import pooled
+    from vqa.lvqa import texts
+
+    q = texts()["questions"]
+    video = {"dataset": "samm_lv", "subject": "6", "video": "006_1", "mode": "long"}
+    count = {**video, "id": "samm_lv_006_1_1", "question": q["count_total"], "answer": "1"}
+    spot = {**video, "id": "samm_lv_006_1_2", "question": q["spot_micro"]}
+    truth = [  # the event 95-110 crosses the border of window 1-100
+        {**count, "frames": ["v/1.jpg", "v/150.jpg"]},
+        {**spot, "answer": "95-100", "frames": ["v/1.jpg"], "window": [1, 100], "frame_offset": 0},
+        {**spot, "answer": "45-60", "frames": ["v/5.jpg"], "window": [51, 150], "frame_offset": 50},
+    ]
+    fold = tmp_path / "cv" / "fold_00"
+    fold.mkdir(parents=True)
+    (fold / "run.json").write_text(json.dumps({"final_metrics": {}}))
+    answers = [
+        {k: v for k, v in count.items() if k != "mode"},
+        {**{k: v for k, v in spot.items() if k != "mode"}, "answer": "95-110"},
+    ]
+    write_jsonl(fold / "eval_answers.jsonl", answers)
+    args = SimpleNamespace(training=SimpleNamespace(output_dir=str(tmp_path / "cv")))
+    result = pooled(args, [["samm_lv/6"]], truth)
+    spotting = result["pooled"]["spotting"]
+    assert (spotting["tp"], spotting["fp"], spotting["fn"]) == (1, 0, 0)
+    assert result["pooled"]["lvqa"]["count"]["total"]["mae"] == 0
+    assert result["answers"] == 2 and result["pooled"]["n_answers"] == 2
+
+
 def test_crossval_checks_every_fold_and_the_protocol_before_writing(tmp_path, capsys):
     inputs = make_inputs(tmp_path / "inputs", subjects=2, clips=1, mode="flow", types=[0])
     folds = tmp_path / "folds.json"

@@ -79,19 +79,22 @@ def fold_spread(per_fold: list[dict]) -> dict:
 
 def pooled(args: Arguments, plan: list[list[str]], truth: list[dict]) -> dict:
     """Scores of the pooled held-out answers of all folds, each fold's own, and their spread."""
-    from vqa.records import qa_part
+    from vqa.infer import answer_file_rows
     from vqa.score import score_rows
 
+    # qa rows, a long video's localisation question once (its windows' true answers merged),
+    # as the folds' answers are
+    truth = answer_file_rows(truth, [r["answer"] for r in truth], consistency=False)
     folds, answers, per_fold = [], [], []
     for index, subjects in enumerate(plan):
         out = fold_dir(args, index)
         run = run_record(out)
         folds.append({"fold": index, "subjects": subjects, "metrics": run["final_metrics"]})
         fold_answers = read_jsonl(out / "eval_answers.jsonl")
-        fold_truth = [qa_part(r) for r in truth if subject_of(r) in subjects]
+        fold_truth = [r for r in truth if subject_of(r) in subjects]
         per_fold.append(score_rows(fold_answers, fold_truth)["overall"])
         answers += fold_answers
-    metrics = score_rows(answers, [qa_part(r) for r in truth])
+    metrics = score_rows(answers, truth)
     return {
         "folds": folds,
         "pooled": metrics["overall"],

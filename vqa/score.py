@@ -114,11 +114,16 @@ def dataset_of(row: dict, key: str) -> str:
     return databases.of_id(key) or "unknown"
 
 
+def _no_label(label) -> bool:
+    """Whether a reading found nothing in an answer (0 events and no interval are labels)."""
+    return label is None or label in ("", frozenset())
+
+
 def _required(reading, text: str, file: Path, lineno: int):
     """The label a reading parses from a ground-truth answer; none, or an answer the reading
     finds a problem in, is a :class:`UserError`."""
     label = reading.parse(text)
-    if label is None or label in ("", frozenset()):  # 0 events and no interval are labels
+    if _no_label(label):
         raise UserError(
             f"ground-truth answer {text!r} names no {reading.what}",
             file=file,
@@ -420,7 +425,7 @@ def unparsed_answers(items: list[Item]) -> list[dict]:
     for it in items:
         if it.missing:
             continue
-        tasks = [task for task, (_, pred) in it.labels.items() if not pred]
+        tasks = [task for task, (_, pred) in it.labels.items() if _no_label(pred)]
         rows += [
             {"id": it.id, "question_type": it.qtype, "label": t, "answer": it.answer} for t in tasks
         ]
