@@ -46,13 +46,26 @@ def test_a_metric_the_held_out_rows_do_not_measure_is_refused(tiny_model_dir, tm
 
 
 def test_long_video_rows_measure_their_own_metrics_and_not_the_clips():
-    training = SimpleNamespace(metric_for_best_model="coarse_uf1", eval_strategy="epoch")
+    training = SimpleNamespace(
+        metric_for_best_model="coarse_uf1", eval_strategy="epoch", greater_is_better=False
+    )
     with pytest.raises(UserError, match="one of count_total_mae, loss\\)"):
         check_best_metric(training, [COUNT_ROW])
     check_best_metric(
         SimpleNamespace(**{**vars(training), "metric_for_best_model": "eval_count_total_mae"}),
         [COUNT_ROW],
     )
+
+
+def test_a_count_error_as_best_metric_needs_greater_is_better_false(tmp_path):
+    """The Trainer takes any metric not named loss as higher-is-better: with the count MAE it
+    would keep the worst checkpoint."""
+    argv = ["--config", str(RECIPES[0]), "--output_dir", str(tmp_path)]
+    argv += ["--metric_for_best_model", "count_total_mae"]
+    training = parse_args(argv).training
+    with pytest.raises(UserError, match="lower-is-better.*add --greater_is_better false"):
+        check_best_metric(training, [COUNT_ROW])
+    check_best_metric(parse_args([*argv, "--greater_is_better", "false"]).training, [COUNT_ROW])
 
 
 def test_the_3b_flow_recipe_runs_on_the_tiny_model_with_cpu_overrides(tiny_model_dir, tmp_path):

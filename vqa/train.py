@@ -181,6 +181,12 @@ def check_best_metric(training, eval_rows: list[dict]) -> None:
             f"metric_for_best_model {name!r} is not measured on these held-out rows",
             fix=f"set --metric_for_best_model to one of {', '.join(sorted(measured))}",
         )
+    if name.endswith("_mae") and training.greater_is_better:
+        raise UserError(
+            f"metric_for_best_model {name!r} is lower-is-better, but greater_is_better is true "
+            "(the Trainer's default for a metric not named loss): the worst checkpoint would win",
+            fix="add --greater_is_better false",
+        )
 
 
 def make_trainer_class():
