@@ -167,6 +167,24 @@ def list_video(job: VideoJob) -> dict[int, Path]:
     )
 
 
+def check_windows(job: VideoJob, frames: dict[int, Path], params: LongParams) -> None:
+    """Every window holds a frame (two for its flow), before anything is built."""
+    if not params.window_seconds:
+        return
+    numbers = list(frames)
+    need = 2 if params.window_input == "flow" else 1
+    for first, last in windows(numbers, job.fps, params.window_seconds, params.stride_seconds):
+        held = sum(first <= k <= last for k in numbers)
+        if held < need:
+            raise UserError(
+                f"video {job.name}: its window of frames {first}-{last} holds {held} frame(s) of "
+                f"{job.folder}, a window needs {need}",
+                file=job.file,
+                row=job.row,
+                fix="give a longer --window-seconds (or the missing frames)",
+            )
+
+
 def cache_key(job: VideoJob, frames: dict[int, Path], params: LongParams) -> str:
     """Hash of the frame files (name, size, mtime), the frame rate and the parameters."""
     h = hashlib.sha256(json.dumps([CACHE_VERSION, asdict(params), job.fps]).encode())
@@ -408,8 +426,8 @@ def build_long(args) -> tuple[list[dict], str]:
     numbered = [(f, n, row) for f in args.qa for n, row in enumerate(read_jsonl(f), 1)]
     jobs = video_jobs(numbered, args.videos, args.frames_root)
     unique = list({job.name: job for job in jobs}.values())
-    for job in unique:
-        list_video(job)  # every folder checked before anything is written
+    for job in unique:  # every folder and its windows checked before anything is written
+        check_windows(job, list_video(job), params)
     tasks = [(job, params, args.out) for job in unique]
     desc = f"build-inputs long ({params.sampler})"
     built = build_in_parallel(build_video, tasks, args.workers, desc, "video")

@@ -4,6 +4,7 @@ mapped back to video frames, real times given to the model, per-video cache, k <
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import cv2
@@ -190,14 +191,24 @@ def test_kth_event_questions_bound_the_counts():
     assert make_consistent(rows, answers) == answers  # already consistent
 
 
-def test_long_inputs_refuse_bad_windows(long_db, tmp_path, capsys):
-    argv = ["build-inputs", "--mode", "long", "--window-seconds", "2", "--stride-seconds", "3"]
+@pytest.mark.parametrize(
+    "window, message",
+    [
+        (["2", "--stride-seconds", "3"], "--stride-seconds 3.0 does not fit"),
+        (  # one frame at 30 fps: no flow from it
+            ["0.02", "--stride-seconds", "0.02", "--window-input", "flow"],
+            r"videos\.jsonl:1: video casme_sq_15_\w+: its window of frames 1-1 holds 1 frame",
+        ),
+    ],
+)
+def test_long_inputs_refuse_bad_windows(long_db, tmp_path, capsys, window, message):
+    argv = ["build-inputs", "--mode", "long", "--window-seconds", *window]
     argv += ["--videos", str(long_db / "conv" / "casme_sq" / "videos.jsonl")]
     argv += ["--qa", str(long_db / "conv" / "casme_sq" / "lvqa.jsonl"), "--out", str(tmp_path)]
     assert cli(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--stride-seconds 3.0 does not fit" in err[0]
-    assert not (tmp_path / "inputs.jsonl").exists()
+    assert len(err) == 1 and re.search(message, err[0]), err
+    assert not (tmp_path / "inputs.jsonl").exists() and not (tmp_path / "videos").exists()
 
 
 @pytest.mark.parametrize("fps", [0, -30, "30", None])
