@@ -21,7 +21,7 @@ from pathlib import Path
 from data_builders import long_videos
 from data_builders.clips import Clip, Options, Report
 from data_builders.lvqa import lvqa_rows
-from data_builders.qa import join_official, qa_rows
+from data_builders.qa import QUESTION_SETS, join_official, qa_rows
 from vqa.cli import command_parser
 from vqa.databases import DATABASES
 from vqa.errors import UserError
@@ -52,6 +52,13 @@ def build_parser():
         action="store_true",
         help="add one open-ended analysis row per clip (MEGC2026 ME-VQA-v2), its reference "
         "built from the clip's AUs and classes with templates from prompts/questions.yaml",
+    )
+    parser.add_argument(
+        "--question-set",
+        choices=QUESTION_SETS,
+        default="2025",
+        help="2025: the MEGC2025 rows per clip; v2: what the MEGC2026 ME-VQA-v2 test files ask "
+        "per clip (coarse, fine, AU(s), one yes/no, the analysis)",
     )
     parser.add_argument(
         "--all-events",
@@ -132,7 +139,7 @@ def questions(
 ) -> tuple[list[dict], list[Clip]]:
     """The qa rows (generated, or joined from the --qa-from rows) and the clips they use."""
     if official is None:
-        return qa_rows(clips, args.seed, extra, args.analysis), clips
+        return qa_rows(clips, args.seed, extra, args.analysis, args.question_set), clips
     rows, used, missing = join_official(official, clips, args.database)
     for row_id in missing:
         report.warn(
@@ -171,9 +178,10 @@ def summary(database: str, clips: list[Clip], rows: list[dict], report: Report, 
 
 def convert_long(args, frames: Path) -> int:
     """``convert samm_lv|casme_sq|casme3_lv``: videos.jsonl, intervals.jsonl and lvqa.jsonl."""
-    if args.qa_from or args.vocab_from:
+    if args.qa_from or args.vocab_from or args.question_set != "2025":
         raise UserError(
-            f"--qa-from and --vocab-from are for clip databases, not {args.database}",
+            f"--qa-from, --vocab-from and --question-set are for clip databases, not "
+            f"{args.database}",
             fix="leave them out",
         )
     options = Options(skip_bad_rows=args.skip_bad_rows)
@@ -219,9 +227,9 @@ def main(argv: list[str]) -> int:
         raise UserError(
             f"{args.database} needs --labels", fix="give the database's label sheet with --labels"
         )
-    if args.analysis and args.qa_from:
+    if (args.analysis or args.question_set != "2025") and args.qa_from:
         raise UserError(
-            "--analysis adds generated rows; --qa-from keeps the official ones",
+            "--analysis and --question-set generate rows; --qa-from keeps the official ones",
             fix="use one of them",
         )
     check_out(args.out)

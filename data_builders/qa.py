@@ -2,8 +2,10 @@
 
 Per clip: coarse, fine, AU(s), left/right (only when the clip has a lateral AU; it names the
 first one), yes, no, combined, and with ``--analysis`` MEGC2026 ME-VQA-v2's open-ended
-analysis. ``id = {dataset}_{image_id}_{k}`` with k from 1. A clip without a fine class (SMIC)
-gets the coarse question only. The yes AU is one of the clip's; the no AU one it lacks, drawn
+analysis. The ``v2`` question set asks what the ME-VQA-v2 test files ask per clip: coarse,
+fine, AU(s), one yes/no (its answer drawn per clip) and the analysis. ``id =
+{dataset}_{image_id}_{k}`` with k from 1. A clip without a fine class (SMIC) gets the coarse
+question only. The yes AU is one of the clip's; the no AU one it lacks, drawn
 from the AU vocabulary (every AU of the clips converted together, plus any given); both draws
 are seeded per clip, so a clip's rows do not depend on its neighbours. Phrasings come from
 ``prompts/questions.yaml``.
@@ -20,6 +22,7 @@ from vqa.prompts import official
 from vqa.taxonomy import AU_NAMES
 
 SIDE_WORDS = {"L": "left", "R": "right"}
+QUESTION_SETS = ("2025", "v2")
 
 
 def au_vocabulary(clips: Iterable[Clip], extra: Iterable[int] = ()) -> list[int]:
@@ -45,7 +48,7 @@ def _analysis(clip: Clip, seed: int) -> tuple[str, str]:
 
 
 def clip_pairs(
-    clip: Clip, vocabulary: list[int], seed: int, analysis: bool = False
+    clip: Clip, vocabulary: list[int], seed: int, analysis: bool = False, question_set: str = "2025"
 ) -> list[tuple[str, str]]:
     """(question, answer) pairs of one clip, in the organisers' order (the analysis last)."""
     text = official()
@@ -59,10 +62,14 @@ def clip_pairs(
     number = "one" if len(clip.aus) == 1 else "many"
     names = a["au_separator"].join(au.name for au in clip.aus)
     pairs.append((q[f"au_{number}"], names))
+    yes, no = _yes_no(clip, vocabulary, seed)
+    if question_set == "v2":
+        rng = random.Random(f"{seed}/{clip.dataset}/{clip.image_id}/v2")
+        au, answer = rng.choice([(yes, "yes"), (no, "no")])
+        return [*pairs, (q["yes_no"].format(au=au), answer), _analysis(clip, seed)]
     lateral = next((au for au in clip.aus if au.side in SIDE_WORDS), None)
     if lateral is not None:
         pairs.append((q["left_right"].format(au=lateral.name), SIDE_WORDS[lateral.side]))
-    yes, no = _yes_no(clip, vocabulary, seed)
     pairs += [(q["yes_no"].format(au=yes), "yes"), (q["yes_no"].format(au=no), "no")]
     combined = a[f"combined_{number}"].format(aus=names, fine=clip.fine, coarse=clip.coarse)
     pairs.append((q[f"combined_{number}"], combined))
@@ -72,15 +79,20 @@ def clip_pairs(
 
 
 def qa_rows(
-    clips: list[Clip], seed: int, extra_vocabulary: Iterable[int] = (), analysis: bool = False
+    clips: list[Clip],
+    seed: int,
+    extra_vocabulary: Iterable[int] = (),
+    analysis: bool = False,
+    question_set: str = "2025",
 ) -> list[dict]:
     """QA rows in the organisers' schema (id, dataset, image_id, subject, filename, ...);
     ``analysis`` adds ME-VQA-v2's open-ended analysis row to every clip with a fine class and
-    AUs."""
+    AUs; ``question_set`` v2 asks the ME-VQA-v2 test files' questions instead."""
     vocabulary = au_vocabulary(clips, extra_vocabulary)
     rows = []
     for clip in clips:
-        for k, (question, answer) in enumerate(clip_pairs(clip, vocabulary, seed, analysis), 1):
+        pairs = clip_pairs(clip, vocabulary, seed, analysis, question_set)
+        for k, (question, answer) in enumerate(pairs, 1):
             rows.append(
                 {
                     "id": f"{clip.dataset}_{clip.image_id}_{k}",

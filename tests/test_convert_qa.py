@@ -12,7 +12,8 @@ from data_builders.au import parse_aus
 from data_builders.clips import Clip
 from data_builders.qa import au_vocabulary, qa_rows
 from vqa.cli import main
-from vqa.jsonl import write_jsonl
+from vqa.jsonl import read_jsonl, write_jsonl
+from vqa.question_types import question_type
 
 
 def clip(
@@ -176,3 +177,46 @@ def test_qa_from_refuses_the_test_schema(small_casme2, tmp_path, capsys):
         .startswith(f"error: {tmp_path / 'test.jsonl'}:1: row has no dataset/image_id")
     )
     assert not (tmp_path / "out").exists()
+
+
+V2_TESTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "megc2026"
+
+
+def test_the_v2_question_set_asks_per_clip_what_the_v2_test_files_ask():
+    clips = [clip(f"EP{i}", "4+R7" if i % 2 else "12", "disgust", "negative") for i in range(12)]
+    rows = qa_rows(clips, seed=0, question_set="v2")
+    per_clip = [[question_type(r["question"]) for r in rows if r["image_id"] == c.image_id]
+                for c in clips]  # fmt: skip
+    shapes = {("coarse", "fine", "au", "yes_no", "analysis")}
+    if V2_TESTS.is_dir():  # the shapes of the real test files' clips
+        test_rows = [
+            r for f in V2_TESTS.glob("me_vqa_*_v2_test_to_answer.jsonl") for r in read_jsonl(f)
+        ]
+        videos = {r["video"] for r in test_rows}
+        shapes = {
+            tuple(question_type(r["question"]) for r in test_rows if r["video"] == v)
+            for v in videos
+        }
+    assert {tuple(types) for types in per_clip} == shapes
+    assert [r["id"] for r in rows[:5]] == [f"casme2_EP0_{k}" for k in range(1, 6)]
+    answers = {r["answer"] for r in rows if question_type(r["question"]) == "yes_no"}
+    assert answers == {"yes", "no"}  # one per clip, drawn
+    for c in clips:
+        question, answer = next(
+            (r["question"], r["answer"]) for r in rows
+            if r["image_id"] == c.image_id and question_type(r["question"]) == "yes_no"
+        )  # fmt: skip
+        assert any(au.name in question for au in c.aus) == (answer == "yes"), question
+    assert qa_rows(clips, seed=0, question_set="v2") == rows
+
+
+def test_the_v2_question_set_through_convert_and_its_refusals(small_casme2, tmp_path, capsys):
+    labels, frames = small_casme2
+    args = ["convert", "casme2", "--labels", str(labels), "--frames", str(frames)]
+    assert main([*args, "--out", str(tmp_path / "out"), "--question-set", "v2"]) == 0
+    assert len(read_jsonl(tmp_path / "out" / "qa.jsonl")) == 2 * 5
+    write_jsonl(tmp_path / "official.jsonl", [])
+    refused = [*args, "--out", str(tmp_path / "bad"), "--question-set", "v2"]
+    assert main([*refused, "--qa-from", str(tmp_path / "official.jsonl")]) == 2
+    assert "--qa-from keeps the official ones" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
