@@ -248,6 +248,10 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str]:
             r"inputs\.jsonl:1: a submission needs the challenge test rows",
         ),
         ("under a launcher", r"^error: infer runs as one process, not 2 \(.*torchrun"),
+        (
+            "v2 rows under the 2025 names",
+            r"inputs\.jsonl:2: an ME-VQA-v2 analysis question .*\(add --challenge 2026",
+        ),
     ],
 )
 def test_bad_input_is_one_line(case, message, tiny_model_dir, tmp_path, capsys, monkeypatch):
@@ -265,6 +269,9 @@ def test_bad_input_is_one_line(case, message, tiny_model_dir, tmp_path, capsys, 
         out.mkdir()
     elif case == "submission folder is a file":
         (tmp_path / "subs").write_text("")
+        extra = ["--submission-dir", str(tmp_path / "subs")]
+    elif case == "v2 rows under the 2025 names":
+        rows[1]["question"] = official()["analysis"]["questions"][0]
         extra = ["--submission-dir", str(tmp_path / "subs")]
     elif case == "under a launcher":
         monkeypatch.setenv("WORLD_SIZE", "2")

@@ -28,7 +28,7 @@ from vqa.jsonl import (
 from vqa.lvqa import merge_windows
 from vqa.model import DEFAULT_MODEL, DTYPES, adapter_base, run_record
 from vqa.prompts import PROMPT_STYLES, load_yaml
-from vqa.question_types import make_consistent, submission_name
+from vqa.question_types import make_consistent, question_type, submission_name
 from vqa.records import check_row, parse_video_id, qa_part
 
 SUBMISSION_FIELDS = ("video_id", "video", "question", "answer")
@@ -315,8 +315,9 @@ def answer_file_rows(rows: list[dict], answers: list[str], consistency: bool) ->
     return out
 
 
-def check_test_rows(rows: list[dict], inputs: Path) -> None:
-    """A submission answers the challenge test files: every row must be one of their rows."""
+def check_submission_rows(rows: list[dict], inputs: Path, challenge: str) -> None:
+    """A submission answers the challenge test files: every row must be one of their rows, and
+    ME-VQA-v2's analysis questions go into the 2026 files."""
     for lineno, row in enumerate(rows, 1):
         video_id = row.get("video_id")
         if not isinstance(video_id, str) or parse_video_id(video_id) is None:
@@ -325,6 +326,14 @@ def check_test_rows(rows: list[dict], inputs: Path) -> None:
                 file=inputs,
                 row=lineno,
                 fix="build the inputs from the test files, or drop --submission-dir",
+            )
+        if challenge == "2025" and question_type(row["question"]) == "analysis":
+            raise UserError(
+                "an ME-VQA-v2 analysis question (MEGC2026) would go into a MEGC2025 submission "
+                "file",
+                file=inputs,
+                row=lineno,
+                fix="add --challenge 2026 (the me_vqa_<db>_v2_test_pred.jsonl names)",
             )
 
 
@@ -359,7 +368,7 @@ def check_outputs(args: argparse.Namespace, rows: list[dict]) -> None:
     """Refuse output places that cannot be written before any work is done."""
     check_output_file(args.out)
     if args.submission_dir:
-        check_test_rows(rows, args.inputs)
+        check_submission_rows(rows, args.inputs, args.challenge)
         check_output_folder(args.submission_dir)
     make_folder(args.out.parent)  # the unfinished answers are kept beside the answers
 
