@@ -69,6 +69,23 @@ def crop_box(spec: str | Box, onset: Path) -> Box | None:
     return None if found is None else tuple(v * r for v in found)
 
 
+def crop_warning(spec: str | Box, boxes: list[Box | None], unit: str) -> str | None:
+    """The line telling that ``--face-crop auto`` left some clips (or videos) uncropped."""
+    missing = sum(box is None for box in boxes)
+    if spec != "auto" or not missing:
+        return None
+    if detector() is None:
+        return (
+            f"warning: --face-crop auto cropped no {unit}: this OpenCV has no face detector "
+            "(OpenCV 5 wheels ship no Haar cascade file); give --face-crop x,y,w,h, or install "
+            "opencv-python-headless<5"
+        )
+    return (
+        f"warning: --face-crop auto found no face in {missing} {unit}(s) of {len(boxes)}; their "
+        "whole frames were used (give --face-crop x,y,w,h to crop them)"
+    )
+
+
 def crop_and_resize(image: np.ndarray, box: Box | None, size: int, reduce: int = 1) -> np.ndarray:
     """Crop to ``box`` (full-size pixels; ``image`` decoded at 1/``reduce``) and resize so that
     the long side is ``size`` pixels."""

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from data_builders import flow as flowlib
-from data_builders.facecrop import Box, crop_and_resize, crop_box, parse_face_crop
+from data_builders.facecrop import Box, crop_and_resize, crop_box, crop_warning, parse_face_crop
 from data_builders.frames import (
     build_in_parallel,
     cached,
@@ -421,4 +421,7 @@ def main(argv: list[str]) -> int:
         f"{hits} from cache, {estimated} with estimated apex), {len(joined)} rows "
         f"-> {args.out / 'inputs.jsonl'}"
     )
+    warning = crop_warning(params.face_crop, [r["face_box"] for r in records.values()], "clip")
+    if warning:
+        print(warning)
     return 0

@@ -37,7 +37,7 @@ import numpy as np
 from tqdm import tqdm
 
 from data_builders import flow as flowlib
-from data_builders.facecrop import Box, crop_and_resize, crop_box, parse_face_crop
+from data_builders.facecrop import Box, crop_and_resize, crop_box, crop_warning, parse_face_crop
 from data_builders.frames import (
     build_in_parallel,
     cached,
@@ -439,4 +439,6 @@ def build_long(args) -> tuple[list[dict], str]:
         f"build-inputs long: {len(records)} videos ({len(records) - hits} built, {hits} from "
         f"cache), {len(numbered)} questions -> {len(rows)} rows -> {args.out / 'inputs.jsonl'}"
     )
-    return rows, line
+    boxes = [r["face_box"] for r in records.values()]
+    warning = crop_warning(params.face_crop, boxes, "video")
+    return rows, line + (f"\n{warning}" if warning else "")

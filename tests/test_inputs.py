@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
+from data_builders import facecrop, inputs
 from data_builders import flow as flowlib
-from data_builders import inputs
 from data_builders.face import FaceShape
 from data_builders.frames import build_in_parallel
 from data_builders.sampling import estimate_apex
@@ -418,3 +418,33 @@ def test_bad_challenge_test_rows(tmp_path, capsys, mode, bad, message):
     )
     expect_error(capsys, code, f"{test_file}:2:", message)
     assert not (tmp_path / "in").exists()
+
+
+class FoundFaces:
+    """A stand-in for OpenCV's cascade: finds the given boxes on any frame."""
+
+    def __init__(self, faces: list[tuple[int, int, int, int]]):
+        self.faces = faces
+
+    def detectMultiScale(self, grey, **kw):  # noqa: N802 (OpenCV's name)
+        return self.faces
+
+
+def test_face_crop_auto_says_when_it_left_clips_uncropped(numbered_clip, capsys, monkeypatch):
+    """OpenCV 5 wheels ship no face detector: without this line every clip of a real database
+    would be shown whole, silently."""
+    auto = ("--face-crop", "auto")
+    monkeypatch.setattr(facecrop, "detector", lambda: None)
+    assert build(numbered_clip, "oao", *auto) == 0
+    assert "warning: --face-crop auto cropped no clip: this OpenCV has no face detector" in (
+        capsys.readouterr().out
+    )
+    monkeypatch.setattr(facecrop, "detector", lambda: FoundFaces([]))
+    assert build(numbered_clip, "oao", *auto, "--size", "24") == 0
+    assert "warning: --face-crop auto found no face in 1 clip(s) of 1;" in capsys.readouterr().out
+    monkeypatch.setattr(facecrop, "detector", lambda: FoundFaces([(4, 4, 20, 20)]))
+    assert build(numbered_clip, "oao", *auto, "--size", "28") == 0
+    assert "warning" not in capsys.readouterr().out
+    assert read_jsonl(numbered_clip / "out" / "inputs.jsonl")[0]["images"]
+    assert build(numbered_clip, "oao", "--size", "26") == 0  # --face-crop none: nothing to say
+    assert "warning" not in capsys.readouterr().out
