@@ -49,7 +49,7 @@ def detect_face(grey: np.ndarray) -> Box | None:
     faces = cascade.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5, minSize=(40, 40))
     if len(faces) == 0:
         return None
-    x, y, w, h = max(faces, key=lambda f: f[2] * f[3])
+    x, y, w, h = (int(v) for v in max(faces, key=lambda f: f[2] * f[3]))  # numpy -> JSON-able
     pad_w, pad_h = int(0.1 * w), int(0.1 * h)
     x0, y0 = max(0, x - pad_w), max(0, y - pad_h)
     return x0, y0, min(grey.shape[1], x + w + pad_w) - x0, min(grey.shape[0], y + h + pad_h) - y0

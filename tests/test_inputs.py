@@ -421,10 +421,11 @@ def test_bad_challenge_test_rows(tmp_path, capsys, mode, bad, message):
 
 
 class FoundFaces:
-    """A stand-in for OpenCV's cascade: finds the given boxes on any frame."""
+    """A stand-in for OpenCV's cascade: finds the given boxes on any frame (as OpenCV 4 does,
+    an int32 array, or an empty tuple)."""
 
     def __init__(self, faces: list[tuple[int, int, int, int]]):
-        self.faces = faces
+        self.faces = np.array(faces, np.int32) if faces else ()
 
     def detectMultiScale(self, grey, **kw):  # noqa: N802 (OpenCV's name)
         return self.faces
@@ -444,7 +445,8 @@ def test_face_crop_auto_says_when_it_left_clips_uncropped(numbered_clip, capsys,
     assert "warning: --face-crop auto found no face in 1 clip(s) of 1;" in capsys.readouterr().out
     monkeypatch.setattr(facecrop, "detector", lambda: FoundFaces([(4, 4, 20, 20)]))
     assert build(numbered_clip, "oao", *auto, "--size", "28") == 0
-    assert "warning" not in capsys.readouterr().out
-    assert read_jsonl(numbered_clip / "out" / "inputs.jsonl")[0]["images"]
+    assert "warning" not in capsys.readouterr().out  # the box is written in the clip's record
+    record = next((numbered_clip / "out" / "clips").glob("*/record.json")).read_text()
+    assert json.loads(record)["face_box"] == [2, 2, 24, 24]
     assert build(numbered_clip, "oao", "--size", "26") == 0  # --face-crop none: nothing to say
     assert "warning" not in capsys.readouterr().out
