@@ -446,7 +446,9 @@ def test_face_crop_auto_says_when_it_left_clips_uncropped(numbered_clip, capsys,
     monkeypatch.setattr(facecrop, "detector", lambda: FoundFaces([(4, 4, 20, 20)]))
     assert build(numbered_clip, "oao", *auto, "--size", "28") == 0
     assert "warning" not in capsys.readouterr().out  # the box is written in the clip's record
-    record = next((numbered_clip / "out" / "clips").glob("*/record.json")).read_text()
-    assert json.loads(record)["face_box"] == [2, 2, 24, 24]
+    picture = (
+        numbered_clip / "out" / read_jsonl(numbered_clip / "out" / "inputs.jsonl")[0]["images"][0]
+    )
+    assert json.loads((picture.parent / "record.json").read_text())["face_box"] == [2, 2, 24, 24]
     assert build(numbered_clip, "oao", "--size", "26") == 0  # --face-crop none: nothing to say
     assert "warning" not in capsys.readouterr().out
