@@ -79,12 +79,10 @@ def fold_spread(per_fold: list[dict]) -> dict:
 
 def pooled(args: Arguments, plan: list[list[str]], truth: list[dict]) -> dict:
     """Scores of the pooled held-out answers of all folds, each fold's own, and their spread."""
-    from vqa.infer import answer_file_rows
+    from vqa.infer import true_answer_rows
     from vqa.score import score_rows
 
-    # qa rows, a long video's localisation question once (its windows' true answers merged),
-    # as the folds' answers are
-    truth = answer_file_rows(truth, [r["answer"] for r in truth], consistency=False)
+    truth = true_answer_rows(truth)  # one row per question, as the folds' answers are
     folds, answers, per_fold = [], [], []
     for index, subjects in enumerate(plan):
         out = fold_dir(args, index)

@@ -315,6 +315,12 @@ def answer_file_rows(rows: list[dict], answers: list[str], consistency: bool) ->
     return out
 
 
+def true_answer_rows(rows: list[dict]) -> list[dict]:
+    """Rows with their own answers as an answer file: the ground truth ``score`` compares an
+    answer file with (a question asked per spotting window once, its windows' answers merged)."""
+    return answer_file_rows(rows, [r["answer"] for r in rows], consistency=False)
+
+
 def check_submission_rows(rows: list[dict], inputs: Path, challenge: str) -> None:
     """A submission answers the challenge test files: every row must be one of their rows, and
     ME-VQA-v2's analysis questions go into the 2026 files."""

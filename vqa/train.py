@@ -150,11 +150,10 @@ FLAT_METRICS = {  # name in run.json / eval logs -> path in the scorer's metrics
 def score(predictions: list[dict], truth: list[dict]) -> dict[str, float]:
     """Flat metrics from the package's scorer: coarse/fine UF1 and UAR, and for long videos
     the total count MAE, F1_AU, type UF1 and spotting F1 (missing ones skipped)."""
-    from vqa.infer import answer_file_rows
+    from vqa.infer import true_answer_rows
     from vqa.score import score_rows
 
-    truth = answer_file_rows(truth, [r["answer"] for r in truth], consistency=False)
-    metrics = score_rows(predictions, truth)["overall"]
+    metrics = score_rows(predictions, true_answer_rows(truth))["overall"]
     flat = {}
     for name, path in FLAT_METRICS.items():
         value = metrics
@@ -168,14 +167,13 @@ def score(predictions: list[dict], truth: list[dict]) -> dict[str, float]:
 def check_best_metric(training, eval_rows: list[dict]) -> None:
     """Refuse, before training, a ``metric_for_best_model`` that evaluating these held-out rows
     does not measure (the Trainer would stop at the first evaluation)."""
-    from vqa.infer import answer_file_rows
+    from vqa.infer import true_answer_rows
 
     name = (training.metric_for_best_model or "").removeprefix("eval_")
     if not name or not eval_rows or training.eval_strategy == "no":
         return
-    perfect = answer_file_rows(eval_rows, [r["answer"] for r in eval_rows], consistency=False)
     with contextlib.redirect_stderr(io.StringIO()):  # the scorer's progress bar: not a run yet
-        measured = {"loss", *score(perfect, eval_rows)}
+        measured = {"loss", *score(true_answer_rows(eval_rows), eval_rows)}
     if name not in measured:
         raise UserError(
             f"metric_for_best_model {name!r} is not measured on these held-out rows",
