@@ -1,6 +1,9 @@
 """Atomic outputs: a folder appears complete or not at all."""
 
 import os
+import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -103,3 +106,23 @@ def test_files_written_together_replace_the_old_ones_only_when_all_are_written(t
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clips.jsonl", "qa.jsonl"]
     write_jsonl_files({first: [{"run": 2}], second: [{"run": 2}]})
     assert read_jsonl(first) == read_jsonl(second) == [{"run": 2}]
+
+
+def test_scratch_of_a_killed_process_is_removed_by_the_next_write(tmp_path):
+    """A kill leaves the hidden scratch behind; the next output of that path deletes it when its
+    process on this machine is gone, and keeps a running process's and another machine's."""
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    host = socket.gethostname()
+    dead_file = tmp_path / f".rows.jsonl.{host}-{gone.stdout.strip()}.abc.tmp"
+    dead_folder = tmp_path / f".rows.jsonl.{host}-{gone.stdout.strip()}.def.tmp"
+    running = tmp_path / f".rows.jsonl.{host}-{os.getpid()}.ghi.tmp"
+    elsewhere = tmp_path / f".rows.jsonl.other-node-{gone.stdout.strip()}.jkl.tmp"
+    other_output = tmp_path / f".notes.jsonl.{host}-{gone.stdout.strip()}.mno.tmp"
+    for path in (dead_file, running, elsewhere, other_output):
+        path.write_text("half")
+    dead_folder.mkdir()
+    (dead_folder / "frame.jpg").write_text("half")
+    write_jsonl(tmp_path / "rows.jsonl", [{"id": 1}])
+    left = {p.name for p in tmp_path.iterdir()}
+    assert left == {"rows.jsonl", running.name, elsewhere.name, other_output.name}

@@ -1,4 +1,8 @@
 import hashlib
+import signal
+import subprocess
+import sys
+import time
 
 import cv2
 import numpy as np
@@ -187,3 +191,18 @@ def test_a_bad_test_file_is_refused_before_anything_is_written(tmp_path, capsys,
         "(give the challenge test file's rows (video_id, video, question, answer))"
     ]
     assert not out.exists()
+
+
+def test_a_synth_killed_while_writing_leaves_nothing_after_the_next_run(tmp_path):
+    argv = ["synth", "--out", str(tmp_path), "--databases", "casme2", "--subjects", "3"]
+    argv += ["--clips", "4", "--frames", "20", "--size", "96"]
+    proc = subprocess.Popen([sys.executable, "-m", "vqa", *argv], stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list(tmp_path.glob(".casme2.*.tmp/*/*")):
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert list(tmp_path.glob(".casme2.*.tmp")), "the run ended before it could be killed"
+    assert main(argv) == 0
+    assert [p.name for p in tmp_path.iterdir()] == ["casme2"]
+    assert not list(tmp_path.rglob("*.tmp"))

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -77,14 +79,49 @@ def _ordinary_mode(folder: bool) -> int:
     return (0o777 if folder else 0o666) & ~umask
 
 
+def _scratch_owner(path: Path) -> str:
+    """The start of the scratch names of ``path`` made on this machine (the process id and a
+    random part follow): ``.NAME.HOST-``."""
+    return f".{path.name}.{socket.gethostname()}-"
+
+
+def _process_is_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # another user's process
+        return False
+    return False
+
+
+def _remove_abandoned_scratch(path: Path) -> None:
+    """Delete the scratch files and folders of ``path`` whose process on this machine is gone
+    (killed before it could clean up); another machine's or a running process's are kept."""
+    owner = _scratch_owner(path)
+    for scratch in path.parent.glob(glob.escape(owner) + "*.tmp"):
+        pid = scratch.name[len(owner) :].split(".", 1)[0]
+        if pid.isdigit() and _process_is_gone(int(pid)):
+            if scratch.is_dir():
+                shutil.rmtree(scratch, ignore_errors=True)
+            else:
+                scratch.unlink(missing_ok=True)
+
+
 def _scratch_beside(path: Path, *, folder: bool) -> Path:
-    """A new hidden temporary file (or folder) in ``path``'s folder, named after ``path``."""
+    """A new hidden temporary file (or folder) in ``path``'s folder, named after ``path`` and
+    this process; scratch a killed run left for ``path`` is removed first."""
     if not path.parent.is_dir():
         raise UserError("output folder does not exist", file=path.parent, fix="create it first")
     if path.exists() and path.is_dir() != folder:
         what = "a folder, not a file" if folder else "a file, not a folder"
         raise UserError(f"this output should be {what}", file=path, fix="give another path")
-    where = {"dir": path.parent, "prefix": f".{path.name}.", "suffix": ".tmp"}
+    _remove_abandoned_scratch(path)
+    where = {
+        "dir": path.parent,
+        "prefix": f"{_scratch_owner(path)}{os.getpid()}.",
+        "suffix": ".tmp",
+    }
     try:
         if folder:
             return Path(tempfile.mkdtemp(**where))
