@@ -452,3 +452,15 @@ def test_face_crop_auto_says_when_it_left_clips_uncropped(numbered_clip, capsys,
     assert json.loads((picture.parent / "record.json").read_text())["face_box"] == [2, 2, 24, 24]
     assert build(numbered_clip, "oao", "--size", "26") == 0  # --face-crop none: nothing to say
     assert "warning" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mode", ["oao", "long"])
+def test_one_video_named_by_test_files_of_two_databases_is_refused(tmp_path, capsys, mode):
+    """Both would be read from FRAMES_ROOT/SAMM-1, at the frame rates of two databases."""
+    samm, casme3 = tmp_path / "samm.jsonl", tmp_path / "casme3.jsonl"
+    samm.write_text(json.dumps(_test_row("samm_test_SAMM-1_1", "SAMM-1")) + "\n")
+    casme3.write_text(json.dumps(_test_row("casme3_test_SAMM-1_1", "SAMM-1")) + "\n")
+    argv = ["build-inputs", "--qa", str(samm), str(casme3), "--mode", mode]
+    code = main([*argv, "--frames-root", str(tmp_path), "--out", str(tmp_path / "in")])
+    expect_error(capsys, code, f"{casme3}:1: video SAMM-1 is also a samm test video in {samm}")
+    assert not (tmp_path / "in").exists()

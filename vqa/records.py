@@ -132,9 +132,11 @@ def challenge_video_name(row: dict, file: Path, lineno: int) -> str:
 def check_test_rows(rows: Iterable[tuple[Path, int, dict]]) -> None:
     """Refuse challenge test rows (of ``(file, row number, row)``; other rows pass) whose
     ``video_id`` does not parse, names another video than the row's ``video`` or another
-    database than the file's other rows, or repeats one given before."""
+    database than the file's other rows, or repeats one given before; and a video named by
+    test files of two databases (one folder FRAMES_ROOT/<video> at two frame rates)."""
     first_at: dict[str, str] = {}
     databases: dict[Path, str] = {}
+    video_databases: dict[str, tuple[str, Path]] = {}
     for file, lineno, row in rows:
         if not is_test_row(row):
             continue
@@ -144,8 +146,17 @@ def check_test_rows(rows: Iterable[tuple[Path, int, dict]]) -> None:
             raise UserError(
                 problem, file=file, row=lineno, fix="give the challenge test files as released"
             )
-        databases.setdefault(file, parse_video_id(row["video_id"]).dataset)
+        database = databases.setdefault(file, parse_video_id(row["video_id"]).dataset)
         first_at[row["video_id"]] = f"{file}:{lineno}"
+        other, other_file = video_databases.setdefault(row["video"], (database, file))
+        if other != database:
+            raise UserError(
+                f"video {row['video']} is also a {other} test video in {other_file}",
+                file=file,
+                row=lineno,
+                fix="build the inputs of each database's test file in its own run, "
+                "with its own --frames-root",
+            )
 
 
 def _video_id_problem(row: dict, database: str | None, first_at: dict[str, str]) -> str | None:
