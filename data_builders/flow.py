@@ -97,10 +97,20 @@ def _polar(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return magnitude, angle
 
 
+def magnitude(flow: np.ndarray) -> np.ndarray:
+    """Each pixel's flow magnitude."""
+    return _polar(flow)[0]
+
+
+def magnitude_scale(magnitudes: np.ndarray) -> float:
+    """The magnitude shown at full brightness, given the magnitudes shown at that scale (their
+    array is reordered in place, not copied)."""
+    return max(float(np.percentile(magnitudes, SCALE_PERCENTILE, overwrite_input=True)), MIN_SCALE)
+
+
 def robust_scale(flow: np.ndarray) -> float:
     """The magnitude shown at full brightness for this clip."""
-    magnitude, _ = _polar(flow)
-    return max(float(np.percentile(magnitude, SCALE_PERCENTILE)), MIN_SCALE)
+    return magnitude_scale(magnitude(flow))
 
 
 def render(

@@ -283,14 +283,8 @@ def build_video(job: VideoJob, params: LongParams, out_dir: Path) -> dict:
         for number in sorted(shown):
             _write(tmp / f"frame_{number}.jpg", video.picture(number))
         samples = [{WINDOW_KEY: list(s), **timing(chosen, first, job.fps)} for s, chosen in cut]
-        if flow:  # one brightness scale per video: a still window stays dark
-            flows = [video.flow(*chosen) for _, chosen in cut]
-            scale = flowlib.robust_scale(np.concatenate(flows))
-            for sample, motion in zip(samples, flows, strict=True):
-                start = sample["frame_numbers"][0]
-                sample["images"] = ["flow_{}-{}.png".format(*sample["frame_numbers"])]
-                sample["flow_legend"] = flowlib.legend_sentence(params.flow_overlay)
-                _write(tmp / sample["images"][0], video.flow_picture(motion, start, scale))
+        if flow:
+            write_flow_windows(video, samples, tmp)
         record = {
             "folder": folder.name,
             "face_box": box,
@@ -299,6 +293,29 @@ def build_video(job: VideoJob, params: LongParams, out_dir: Path) -> dict:
         }
         (tmp / "record.json").write_text(json.dumps(record), encoding="utf-8")
     return {**record, "cached": False}
+
+
+def write_flow_windows(video: VideoFrames, samples: list[dict], tmp: Path) -> None:
+    """Each window sample's flow image (between its two frames), drawn at one brightness scale
+    for the whole video so that a still window stays dark. The flows wait in ``tmp`` while the
+    scale is found: memory holds one magnitude per pixel, not every window's flow."""
+    magnitudes = None
+    for k, sample in enumerate(tqdm(samples, desc="flow windows", unit="window", leave=False)):
+        motion = video.flow(*sample["frame_numbers"])
+        if magnitudes is None:
+            magnitudes = np.empty((len(samples), *motion.shape[:2]), np.float32)
+        magnitudes[k] = flowlib.magnitude(motion)
+        np.save(tmp / f"flow_{k}.npy", motion)
+    scale = flowlib.magnitude_scale(magnitudes)
+    del magnitudes
+    for k, sample in enumerate(samples):
+        waiting = tmp / f"flow_{k}.npy"
+        motion = np.load(waiting)
+        waiting.unlink()
+        sample["images"] = ["flow_{}-{}.png".format(*sample["frame_numbers"])]
+        sample["flow_legend"] = flowlib.legend_sentence(video.params.flow_overlay)
+        picture = video.flow_picture(motion, sample["frame_numbers"][0], scale)
+        _write(tmp / sample["images"][0], picture)
 
 
 def _write(path: Path, image: np.ndarray) -> None:

@@ -248,6 +248,9 @@ def test_flow_windows_show_one_flow_image_from_the_first_frame_to_the_peak(long_
     # one brightness scale per video: windows differ in how much they move
     means = [cv2.imread(str(tmp_path / r["images"][0])).mean() for r in spans]
     assert max(means) > 2 * min(means)
+    shown = {f"videos/{p.parent.name}/{p.name}" for p in tmp_path.glob("videos/*/*.*")}
+    named = {*(n for r in rows for n in r.get("images", r.get("frames", [])))}
+    assert shown - named == {f"videos/{p.name}/record.json" for p in tmp_path.glob("videos/*")}
     bad = [a if a != "flow" else "optical" for a in argv]
     assert cli([*bad, "--out", str(tmp_path / "bad")]) == 2
     no_windows = [a for a in argv if a not in ("--window-seconds", "--stride-seconds", "1")]
