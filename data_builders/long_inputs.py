@@ -202,10 +202,14 @@ class VideoFrames:
         self.colour_reduce = reduction(long_side, params.size)
         self.grey_reduce = reduction(long_side, MOTION_SIZE)
         self.flow_reduce = reduction(long_side, params.flow_size)
+        self.smalls: dict[int, np.ndarray] = {}  # each decoded once (curve and window grids)
 
     def small(self, number: int) -> np.ndarray:
-        image = read_frame(self.frames[number], grey=True, reduce=self.grey_reduce)
-        return crop_and_resize(image, self.box, MOTION_SIZE, self.grey_reduce).astype(np.float32)
+        if number not in self.smalls:
+            image = read_frame(self.frames[number], grey=True, reduce=self.grey_reduce)
+            face = crop_and_resize(image, self.box, MOTION_SIZE, self.grey_reduce)
+            self.smalls[number] = face.astype(np.float32)
+        return self.smalls[number]
 
     def picture(self, number: int) -> np.ndarray:
         image = read_frame(self.frames[number], reduce=self.colour_reduce)

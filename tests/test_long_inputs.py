@@ -175,6 +175,27 @@ def test_a_rebuild_decodes_nothing_and_a_killed_build_leaves_no_video(
     assert not list((tmp_path / "k" / "videos").iterdir())  # nothing half-written
 
 
+@pytest.mark.parametrize("fps", [30, 200])
+def test_flow_windows_decode_each_small_frame_once(long_db, tmp_path, monkeypatch, fps):
+    """A window's peak is looked for on its own motion grid; frames the video's curve (or an
+    earlier window) decoded are not decoded again (at 30 fps every frame is on both grids)."""
+    video = next(v for v in videos_of(long_db) if v["fps"] == fps)
+    params = LongParams("motion", 4, 64, 0.5, 0.25, window_input="flow")
+    reads = []
+    real = cv2.imread
+    monkeypatch.setattr(cv2, "imread", lambda *a: reads.append(a[0]) or real(*a))
+    record = build_video(job_of(video), params, tmp_path)
+    n_frames = len(list(Path(video["frames_root"], video["frames_dir"]).iterdir()))
+    small = {*long_inputs.motion_grid(list(range(1, n_frames + 1)), fps)}
+    for w in record["windows"]:
+        first, last = w["window"]
+        window_grid = long_inputs.motion_grid(list(range(first, last + 1)), fps)
+        assert w["frame_numbers"][0] == first and w["frame_numbers"][1] in window_grid[1:]
+        small |= {*window_grid}
+    shown = len(record["video"]["frame_numbers"])
+    assert len(reads) == 1 + len(small) + shown + 2 * len(record["windows"])  # + face, flow pair
+
+
 def test_kth_event_questions_bound_the_counts():
     questions = [
         "How many expression events appear in this video?",
