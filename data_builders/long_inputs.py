@@ -54,7 +54,14 @@ from vqa import lvqa
 from vqa.errors import UserError
 from vqa.jsonl import atomic_folder, make_folder, read_jsonl
 from vqa.question_types import question_type
-from vqa.records import OFFSET_KEY, VISUAL_KEYS, WINDOW_KEY, check_test_rows, parse_video_id
+from vqa.records import (
+    OFFSET_KEY,
+    VIDEO_ANSWER_KEY,
+    VISUAL_KEYS,
+    WINDOW_KEY,
+    check_test_rows,
+    parse_video_id,
+)
 
 SAMPLERS = ("motion", "uniform")
 WINDOW_INPUTS = ("frames", "flow")  # what a localisation window shows the model
@@ -392,6 +399,7 @@ def input_rows(row: dict, record: dict) -> list[dict]:
         keys = sample_keys(prefix, sample)
         answer = row.get("answer")
         if answer:
+            keys[VIDEO_ANSWER_KEY] = answer
             answer = lvqa.window_answer(answer, *sample[WINDOW_KEY])
         out.append({**base, "answer": answer, **keys} if "answer" in row else {**base, **keys})
     return out

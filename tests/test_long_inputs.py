@@ -16,6 +16,7 @@ from data_builders.flow import legend_sentence
 from data_builders.long_inputs import LongParams, VideoJob, build_video, windows
 from data_builders.synthetic_long import synthesize_long
 from vqa.cli import main as cli
+from vqa.infer import true_answer_rows
 from vqa.jsonl import read_jsonl
 from vqa.lvqa import merge_windows, window_answer
 from vqa.question_types import make_consistent
@@ -99,6 +100,20 @@ def test_window_answers_map_back_to_video_frames_across_a_border():
     assert twice == ["95-110; 130-140; 145-150"]
     assert merge_windows(rows[:2], ["unsure", "45-60"])[1] == ["95-110"]
     assert merge_windows(rows[:2], ["unsure", "?"])[1] == ["unsure"]
+
+
+def test_the_truth_of_a_windowed_question_is_the_videos_own_answer():
+    """Fine-tuning's evaluation and crossval score against this truth: two true events that
+    touch (40-60 and 61-80) stay two, where the windows' answers joined would make them one."""
+    question = "List every micro-expression event in this video with its onset and offset frames."
+    row = {"id": "v_3", "question": question, "answer": "40-60; 61-80"}
+    samples = [{"window": [1, 50], "frame_numbers": [1, 25]}]
+    samples += [{"window": [51, 100], "frame_numbers": [51, 75]}]
+    record = {"folder": "v", "video": {"frame_numbers": [1, 50, 100]}, "windows": samples}
+    rows = long_inputs.input_rows(row, record)
+    assert [r["answer"] for r in rows] == ["40-50", "1-10; 11-30"]
+    assert merge_windows(rows, [r["answer"] for r in rows])[1] == ["40-80"]
+    assert true_answer_rows(rows) == [row]
 
 
 def test_the_model_is_given_the_true_rate_of_the_sampled_frames(long_db, tmp_path, tiny_model_dir):

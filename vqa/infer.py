@@ -29,7 +29,7 @@ from vqa.lvqa import merge_windows
 from vqa.model import DEFAULT_MODEL, DTYPES, adapter_base, run_record
 from vqa.prompts import PROMPT_STYLES, load_yaml
 from vqa.question_types import make_consistent, question_type, submission_name
-from vqa.records import check_row, parse_video_id, qa_part
+from vqa.records import VIDEO_ANSWER_KEY, check_row, parse_video_id, qa_part
 
 SUBMISSION_FIELDS = ("video_id", "video", "question", "answer")
 PARTIAL_FORMAT = 1
@@ -317,8 +317,12 @@ def answer_file_rows(rows: list[dict], answers: list[str], consistency: bool) ->
 
 def true_answer_rows(rows: list[dict]) -> list[dict]:
     """Rows with their own answers as an answer file: the ground truth ``score`` compares an
-    answer file with (a question asked per spotting window once, its windows' answers merged)."""
-    return answer_file_rows(rows, [r["answer"] for r in rows], consistency=False)
+    answer file with. A question asked per spotting window is one row with the video's own
+    answer, which its window rows carry (``video_answer``; joining the windows' answers would
+    make two true events that touch one)."""
+    rows, answers = merge_windows(rows, [r["answer"] for r in rows])
+    truth = [row.get(VIDEO_ANSWER_KEY, answer) for row, answer in zip(rows, answers, strict=True)]
+    return answer_file_rows(rows, truth, consistency=False)
 
 
 def check_submission_rows(rows: list[dict], inputs: Path, challenge: str) -> None:

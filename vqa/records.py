@@ -25,7 +25,9 @@ from pathlib import Path
 from vqa.errors import UserError
 
 WINDOW_KEY, OFFSET_KEY = "window", "frame_offset"
-LONG_KEYS = ("frame_numbers", "frame_times", "sample_fps", WINDOW_KEY, OFFSET_KEY)
+# A window row's answer is the question's as the window sees it; the video's own is kept beside.
+VIDEO_ANSWER_KEY = "video_answer"
+LONG_KEYS = ("frame_numbers", "frame_times", "sample_fps", WINDOW_KEY, OFFSET_KEY, VIDEO_ANSWER_KEY)
 VISUAL_KEYS = ("mode", "images", "frames", "apex_estimated", "flow_legend", *LONG_KEYS)
 # Rows loaded for training remember the folder their visual paths are relative to.
 BASE_KEY = "inputs_dir"
