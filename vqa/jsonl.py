@@ -87,11 +87,11 @@ def _scratch_owner(path: Path) -> str:
 
 def _process_is_gone(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # signal 0: nothing is sent, only whether the process exists
     except ProcessLookupError:
         return True
-    except PermissionError:  # another user's process
-        return False
+    except PermissionError:  # it exists, and is another user's
+        pass
     return False
 
 
