@@ -44,8 +44,7 @@ def test_fine_tuning_teaches_the_count_answers_on_held_out_subjects(long_study):
 @pytest.mark.xfail(
     strict=True,
     reason="not met yet: the fine-tuned tiny model gives every held-out video the same total "
-    "count (2 with synth seed 0, 3 with seeds 1 and 2), so its MAE equals the best constant "
-    "answer's (README)",
+    "count, so its MAE equals the best constant answer's (README)",
 )
 def test_fine_tuned_counts_beat_the_best_constant_answer(long_study):
     total = long_study["ft"]["lvqa"]["count"]["total"]
