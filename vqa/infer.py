@@ -321,8 +321,10 @@ def true_answer_rows(rows: list[dict]) -> list[dict]:
     answer, which its window rows carry (``video_answer``; joining the windows' answers would
     make two true events that touch one)."""
     rows, answers = merge_windows(rows, [r["answer"] for r in rows])
-    truth = [row.get(VIDEO_ANSWER_KEY, answer) for row, answer in zip(rows, answers, strict=True)]
-    return answer_file_rows(rows, truth, consistency=False)
+    return [
+        {**qa_part(row), "answer": row.get(VIDEO_ANSWER_KEY, answer)}
+        for row, answer in zip(rows, answers, strict=True)
+    ]
 
 
 def check_submission_rows(rows: list[dict], inputs: Path, challenge: str) -> None:
